@@ -1,0 +1,169 @@
+"""Epoch time of iteration 3: the project's trainer against the seed-style pipeline, same run.
+
+The seed-style pipeline is the usual notebook recipe: torchvision's MNIST dataset, PIL RandomRotation
+and ToTensor per image, a DataLoader with 2 workers, batch 128, torch.optim.SGD.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mnist_arch.data import MEAN, STD, Mnist
+from mnist_arch.iterations import get_iteration
+from mnist_arch.model import build_model
+from mnist_arch.trainer import DeviceData, train
+
+SEED_BATCH = 128
+SEED_WORKERS = 2
+
+
+@dataclass
+class BenchResult:
+    device_name: str
+    images: int
+    epochs: int
+    seed_sec_per_epoch: float
+    project_sec_per_epoch: float
+    graph: bool
+
+    @property
+    def speedup(self) -> float:
+        return self.seed_sec_per_epoch / self.project_sec_per_epoch
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def project_epochs(data: Mnist, device: torch.device, epochs: int) -> tuple[list[float], bool]:
+    config = get_iteration("iteration-3").config
+    result = train(config, DeviceData.from_mnist(data, device), epochs=epochs, seed=0)
+    return [e.seconds for e in result.history], result.graph
+
+
+def seed_pipeline_epochs(data: Mnist, device: torch.device, epochs: int) -> list[float]:
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    config = get_iteration("iteration-3").config
+    with tempfile.TemporaryDirectory() as root:
+        _write_raw_mnist(data, Path(root) / "MNIST" / "raw")
+        transform = transforms.Compose(
+            [
+                transforms.RandomRotation(config.train.rotation, fill=0),
+                transforms.ToTensor(),
+                transforms.Normalize((MEAN,), (STD,)),
+            ]
+        )
+        dataset = datasets.MNIST(root, train=True, download=False, transform=transform)
+        loader = DataLoader(
+            Subset(dataset, range(len(data.train_labels))),
+            batch_size=SEED_BATCH,
+            shuffle=True,
+            num_workers=SEED_WORKERS,
+            pin_memory=device.type == "cuda",
+            persistent_workers=True,
+        )
+        torch.manual_seed(0)
+        model = build_model(config.arch).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.train.lr, momentum=config.train.momentum)
+        times = []
+        for _ in range(epochs):
+            model.train()
+            start = time.perf_counter()
+            for images, labels in loader:
+                images, labels = images.to(device), labels.to(device)
+                optimizer.zero_grad()
+                F.cross_entropy(model(images), labels).backward()
+                optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+def _write_raw_mnist(data: Mnist, raw: Path) -> None:
+    """The training pool as the IDX files torchvision's MNIST class reads (test set: a stub)."""
+    raw.mkdir(parents=True)
+    images, labels = data.train_images.cpu(), data.train_labels.cpu()
+    n = len(labels)
+    for prefix, count in (("train", n), ("t10k", 1)):
+        header = (2051).to_bytes(4, "big") + count.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            header + images[:count].to(torch.uint8).numpy().tobytes()
+        )
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            (2049).to_bytes(4, "big")
+            + count.to_bytes(4, "big")
+            + labels[:count].to(torch.uint8).numpy().tobytes()
+        )
+
+
+def run_benchmark(data: Mnist, device: torch.device, epochs: int) -> BenchResult:
+    seed_times = seed_pipeline_epochs(data, device, epochs)
+    project_times, graph = project_epochs(data, device, epochs)
+    # The median keeps one-off costs (worker start-up, graph capture) out of the figure.
+    return BenchResult(
+        device_name(device),
+        len(data.train_labels),
+        epochs,
+        statistics.median(seed_times),
+        statistics.median(project_times),
+        graph,
+    )
+
+
+def append_markdown(result: BenchResult, path: Path) -> None:
+    if not path.exists():
+        path.write_text(
+            "# Benchmarks\n\nWritten by `mnist-arch bench`: iteration 3, seconds per training epoch "
+            "(median over the run's epochs), the seed-style pipeline and the project's trainer in "
+            "the same run.\n\n## Single trial\n\n"
+            "| date | device | torch | images | epochs | seed pipeline s/epoch | mnist-arch s/epoch "
+            "| CUDA graph | speedup |\n|---|---|---|---|---|---|---|---|---|\n"
+        )
+    row = (
+        f"| {datetime.date.today()} | {result.device_name} | {torch.__version__} | "
+        f"{result.images:,} | {result.epochs} | {result.seed_sec_per_epoch:.2f} | "
+        f"{result.project_sec_per_epoch:.2f} | {'yes' if result.graph else 'no'} | "
+        f"{result.speedup:.2f}x |\n"
+    )
+    text = path.read_text()
+    marker = "\n## Single trial\n"
+    if marker in text:
+        head, tail = text.split(marker, 1)
+        table_end = _table_end(tail)
+        text = head + marker + tail[:table_end] + row + tail[table_end:]
+    else:
+        text += row
+    path.write_text(text)
+
+
+def _table_end(section: str) -> int:
+    """Offset just after the last table row of a section (rows start with '|')."""
+    offset, end = 0, 0
+    for line in section.splitlines(keepends=True):
+        offset += len(line)
+        if line.startswith("|"):
+            end = offset
+        elif end and line.strip():
+            break
+    return end

@@ -1,0 +1,127 @@
+"""`mnist-arch search`: run (or resume) a study."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from mnist_arch.data import load_mnist
+from mnist_arch.device import resolve_device
+from mnist_arch.trainer import DeviceData
+from search.commands.args import (
+    add_data_args,
+    add_study_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from search.loop import run_search, trained_count
+from search.objective import TrialContext
+from search.progress import SearchProgress
+from search.results import result_table
+from search.storage import mask_url, open_storage
+from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
+from space.budget import require_reachable
+from space.space import SearchSpace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="run or resume a search",
+        description="Search architectures and recipes under the parameter budget. Running the same "
+        "command again resumes the study until it holds --trials trained trials.",
+    )
+    study = parser.add_argument_group("study")
+    add_study_args(study)
+    study.add_argument(
+        "--trials",
+        type=positive_int,
+        default=50,
+        help="trained trials (complete or pruned) the study should hold; the three "
+        "baselines count, over-budget draws do not (default: 50)",
+    )
+    study.add_argument(
+        "--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"
+    )
+    study.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
+    study.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        default="val",
+        help="val: accuracy on the held-out validation split (default); test: the "
+        "exercise's usual, optimistic choice",
+    )
+    study.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="do not queue the three hand-designed iterations in a new study",
+    )
+    study.add_argument("--seed", type=non_negative_int, default=0)
+    space = parser.add_argument_group("space and budget")
+    space.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
+    space.add_argument(
+        "--max-params", type=positive_int, metavar="P", help="parameter budget (default: the space's, 8000)"
+    )
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=positive_int, default=15, help="epochs per trial (15)")
+    add_data_args(training)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    # Everything that can be wrong with the input is checked before the storage is touched.
+    space = SearchSpace.load(args.space)
+    max_params = args.max_params or space.spec.max_params
+    require_reachable(space, max_params)
+    device = resolve_device(args.device)
+    mnist = load_mnist(args.data, args.subset)
+
+    storage = open_storage(args.storage)
+    settings = {
+        "max_params": max_params,
+        "epochs": args.epochs,
+        "subset": args.subset,
+        "space": space.spec.source,
+    }
+    study, new = open_study(
+        storage,
+        args.study,
+        objective=args.objective,
+        seed=args.seed,
+        pruner=make_pruner(args.pruner, args.epochs),
+        settings=settings,
+    )
+    if new and not args.no_baselines:
+        enqueue_baselines(study, space)
+    done = trained_count(study)
+    console.print(
+        f"study '{study.study_name}' in {mask_url(args.storage)}: {done} trained trial(s), "
+        f"target {args.trials}; device {device}, {len(mnist.train_labels):,} training images, "
+        f"budget {max_params:,} parameters"
+    )
+
+    key = "val_acc" if args.objective == "val" else "test_acc"
+    with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
+        ctx = TrialContext(
+            space,
+            DeviceData.from_mnist(mnist, device),
+            args.epochs,
+            max_params,
+            args.objective,
+            args.seed,
+            on_epoch=progress.on_epoch,
+        )
+        stats = run_search(
+            study, ctx, n_trials=args.trials, timeout=args.timeout, on_trial_done=progress.on_trial_done
+        )
+    drawn = stats.trained + stats.rejected
+    if drawn:
+        console.print(
+            f"{stats.trained} trained, {stats.pruned} pruned; {stats.rejected} of {drawn} "
+            f"draws were over budget and rejected before training"
+        )
+    console.print(result_table(study))
+    return 0

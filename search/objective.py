@@ -1,0 +1,79 @@
+"""One trial: config from the trial -> budget check -> train -> report each epoch -> accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from mnist_arch.config import CandidateConfig
+from mnist_arch.iterations import get_iteration
+from mnist_arch.model import describe, receptive_field
+from mnist_arch.trainer import DeviceData, EpochStats, train
+from space.budget import check_budget
+from space.space import SearchSpace
+
+CONSTRAINT = "params_over_budget"
+
+
+class OverBudget(Exception):
+    """The trial's config is over the parameter budget: it is recorded, never trained."""
+
+
+@dataclass
+class TrialContext:
+    space: SearchSpace
+    data: DeviceData
+    epochs: int
+    max_params: int
+    objective: str  # "val" | "test"
+    seed: int
+    on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None
+
+
+def trial_config(trial: optuna.Trial, space: SearchSpace) -> CandidateConfig:
+    """The baseline's own config for a queued iteration, else a draw from the space."""
+    baseline = trial.user_attrs.get("baseline")
+    if baseline is None:
+        return space.suggest(trial)
+    config = get_iteration(baseline).config
+    if not space.outside(config):
+        space.suggest(trial)  # records the baseline's point so the sampler learns from it
+    return config
+
+
+def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
+    config = trial_config(trial, ctx.space)
+    budget = check_budget(config.arch, ctx.max_params)
+    trial.set_user_attr("n_params", budget.n_params)
+    trial.set_user_attr("config", config.to_dict())
+    trial.set_user_attr("receptive_field", receptive_field(config.arch))
+    trial.set_user_attr("architecture", describe(config.arch))
+    trial.set_constraint(CONSTRAINT, budget.excess)
+    if not budget.fits and "baseline" not in trial.user_attrs:
+        trial.set_user_attr("rejected", budget.reason)
+        raise OverBudget(budget.reason)
+
+    seed = ctx.seed + trial.number
+    trial.set_user_attr("seed", seed)
+    key = "val_acc" if ctx.objective == "val" else "test_acc"
+
+    def report(stats: EpochStats) -> bool:
+        trial.report(getattr(stats, key), stats.epoch)
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(trial, config, stats)
+        return trial.should_prune()
+
+    result = train(config, ctx.data, epochs=ctx.epochs, seed=seed, on_epoch=report)
+    last = result.history[-1]
+    trial.set_user_attr("val_acc", last.val_acc)
+    trial.set_user_attr("test_acc", last.test_acc)
+    trial.set_user_attr("epochs_run", len(result.history))
+    trial.set_user_attr("sec_per_epoch", round(result.sec_per_epoch, 4))
+    trial.set_user_attr("val_curve", [e.val_acc for e in result.history])
+    trial.set_user_attr("test_curve", [e.test_acc for e in result.history])
+    trial.set_user_attr("cuda_graph", result.graph)
+    if result.stopped_early:
+        raise optuna.TrialPruned(f"pruned after epoch {last.epoch}")
+    return getattr(last, key)

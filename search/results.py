@@ -1,0 +1,76 @@
+"""The result table: the best searched models next to the three hand-designed iterations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+from mnist_arch.iterations import ITERATION_NAMES
+from search.loop import is_trained
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    name: str  # "trial 12" or the iteration's name
+    trial: FrozenTrial
+
+    @property
+    def attrs(self) -> dict:
+        return self.trial.user_attrs
+
+
+def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The k best complete, within-budget searched trials, best first."""
+    max_params = study.user_attrs.get("max_params")
+    candidates = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "baseline" not in t.user_attrs
+        and (max_params is None or t.user_attrs.get("n_params", 0) <= max_params)
+    ]
+    return sorted(candidates, key=lambda t: t.value, reverse=True)[:k]
+
+
+def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The latest trained trial of each iteration, in iteration order."""
+    found: dict[str, FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        name = trial.user_attrs.get("baseline")
+        if name and is_trained(trial):
+            found[name] = trial
+    return [found[name] for name in ITERATION_NAMES if name in found]
+
+
+def result_rows(study: optuna.Study, k: int = 5) -> list[ResultRow]:
+    rows = [ResultRow(f"trial {t.number}", t) for t in top_trials(study, k)]
+    rows += [ResultRow(t.user_attrs["baseline"], t) for t in baseline_trials(study)]
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def result_table(study: optuna.Study, k: int = 5) -> Table:
+    table = Table(title=f"study '{study.study_name}': top {k} next to the hand-designed iterations")
+    for column in ("model", "params", "architecture", "val acc", "test acc", "epochs", "s/epoch", "state"):
+        table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
+    for row in result_rows(study, k):
+        attrs = row.attrs
+        state = row.trial.state.name.lower()
+        if attrs.get("fail_reason"):
+            state += f" ({attrs['fail_reason']})"
+        table.add_row(
+            row.name,
+            f"{attrs.get('n_params', 0):,}",
+            attrs.get("architecture", "-"),
+            _pct(attrs.get("val_acc")),
+            _pct(attrs.get("test_acc")),
+            str(attrs.get("epochs_run", "-")),
+            f"{attrs['sec_per_epoch']:.2f}" if "sec_per_epoch" in attrs else "-",
+            state,
+        )
+    return table

@@ -1,0 +1,204 @@
+"""Search-space files: the built-in default, user overrides from TOML, and their validation."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from mnist_arch.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[Any, ...]
+
+
+Dimension = Fixed | IntRange | FloatRange | Choice
+
+
+@dataclass(frozen=True)
+class _Rule:
+    group: str
+    kind: type  # int, float or bool
+    minimum: float | None = None
+    maximum: float | None = None
+    open_maximum: bool = False  # the maximum itself is not allowed
+
+
+# Every searchable dimension: its table, value type and the values that make sense.
+# 6 unpadded convs after the pool leave 14 - 12 = 2 px; a 7th would shrink the map below 1x1.
+RULES: dict[str, _Rule] = {
+    "convs_before_pool": _Rule("architecture", int, 1, 8),
+    "convs_after_pool": _Rule("architecture", int, 1, 6),
+    "block1_width": _Rule("architecture", int, 1, 256),
+    "block2_width": _Rule("architecture", int, 1, 256),
+    "transition": _Rule("architecture", bool),
+    "pool_before_gap": _Rule("architecture", bool),
+    "last_dropout": _Rule("architecture", bool),
+    "dropout": _Rule("regularization", float, 0.0, 1.0, open_maximum=True),
+    "rotation": _Rule("regularization", float, 0.0, 180.0),
+    "lr": _Rule("optimizer", float, 1e-6, 10.0),
+    "momentum": _Rule("optimizer", float, 0.0, 1.0, open_maximum=True),
+    "batch_size": _Rule("optimizer", int, 1, 60000),
+    "lr_step": _Rule("schedule", int, 1, 1000),
+    "lr_gamma": _Rule("schedule", float, 1e-6, 1.0),
+    "lr_decay_start": _Rule("schedule", int, 1, 1000),
+}
+_SETTINGS = {"budget": {"max_params"}, "architecture": {"per_layer_widths"}}
+_GROUPS = sorted({rule.group for rule in RULES.values()} | set(_SETTINGS))
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    dimensions: dict[str, Dimension]
+    max_params: int
+    per_layer_widths: bool
+    source: str  # "default" or the override file's path
+
+
+def load_spec(path: str | Path | None = None) -> SpaceSpec:
+    """The default space, with the dimensions named in `path` (a TOML file) replaced."""
+    default_text = resources.files("space").joinpath("default.toml").read_text()
+    tables = _flatten(tomllib.loads(default_text), "the default space")
+    source = "default"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise UsageError(f"cannot read space file {path}: {error.strerror}") from None
+        try:
+            overrides = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"space file {path} is not valid TOML: {error}") from None
+        tables.update(_flatten(overrides, str(path)))
+    return _build(tables, source)
+
+
+def _flatten(document: dict[str, Any], where: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for group, table in document.items():
+        if group not in _GROUPS:
+            raise UsageError(f"{where}: unknown table [{group}] (known: {', '.join(_GROUPS)})")
+        if not isinstance(table, dict):
+            raise UsageError(f"{where}: '{group}' must be a table like [{group}]")
+        for name, value in table.items():
+            known = _SETTINGS.get(group, set()) | {n for n, r in RULES.items() if r.group == group}
+            if name not in known:
+                raise UsageError(
+                    f"{where}: unknown key '{group}.{name}' (known in [{group}]: {', '.join(sorted(known))})"
+                )
+            flat[name] = value
+    return flat
+
+
+def _build(flat: dict[str, Any], source: str) -> SpaceSpec:
+    max_params = flat.get("max_params", 8000)
+    if not _is_int(max_params) or max_params < 1:
+        raise UsageError(f"{source}: 'budget.max_params' must be a positive integer")
+    per_layer = flat.get("per_layer_widths", False)
+    if not isinstance(per_layer, bool):
+        raise UsageError(f"{source}: 'architecture.per_layer_widths' must be true or false")
+    dimensions = {name: parse_dimension(name, flat[name], source) for name in RULES if name in flat}
+    missing = [name for name in RULES if name not in dimensions]
+    if missing:
+        raise UsageError(f"{source}: no value for '{RULES[missing[0]].group}.{missing[0]}'")
+    return SpaceSpec(dimensions, max_params, per_layer, source)
+
+
+def parse_dimension(name: str, raw: Any, source: str) -> Dimension:
+    rule = RULES[name]
+    key = f"{rule.group}.{name}"
+    if not isinstance(raw, dict):
+        _check_value(raw, rule, key, source)
+        return Fixed(_cast(raw, rule))
+    if "choices" in raw:
+        if set(raw) != {"choices"}:
+            raise UsageError(f"{source}: '{key}' takes either choices or low/high, not both")
+        choices = raw["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise UsageError(f"{source}: '{key}' has an empty choices list; give at least one value")
+        for value in choices:
+            _check_value(value, rule, key, source)
+        return Choice(tuple(dict.fromkeys(_cast(v, rule) for v in choices)))
+    unknown = sorted(set(raw) - {"low", "high", "log"})
+    if unknown or "low" not in raw or "high" not in raw:
+        raise UsageError(
+            f"{source}: '{key}' must be a value, {{low = .., high = ..}} or {{choices = [..]}}"
+            + (f" (unknown field '{unknown[0]}')" if unknown else "")
+        )
+    if rule.kind is bool:
+        raise UsageError(f"{source}: '{key}' is true/false: use a value or {{choices = [false, true]}}")
+    low, high, log = raw["low"], raw["high"], raw.get("log", False)
+    _check_value(low, rule, key, source)
+    _check_value(high, rule, key, source)
+    if not isinstance(log, bool):
+        raise UsageError(f"{source}: '{key}.log' must be true or false")
+    if low > high:
+        raise UsageError(f"{source}: '{key}' has low {low} > high {high}; swap them")
+    if low == high:
+        return Fixed(_cast(low, rule))
+    if log and low <= 0:
+        raise UsageError(f"{source}: '{key}' is log-scaled, so low must be > 0")
+    if rule.kind is int:
+        return IntRange(int(low), int(high), log)
+    return FloatRange(float(low), float(high), log)
+
+
+def _check_value(value: Any, rule: _Rule, key: str, source: str) -> None:
+    if rule.kind is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"{source}: '{key}' must be true or false, got {value!r}")
+        return
+    if rule.kind is int and not _is_int(value):
+        raise UsageError(f"{source}: '{key}' must be an integer, got {value!r}")
+    if rule.kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise UsageError(f"{source}: '{key}' must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{source}: '{key}' must be finite, got {value!r}")
+    too_high = rule.maximum is not None and (
+        value >= rule.maximum if rule.open_maximum else value > rule.maximum
+    )
+    if (rule.minimum is not None and value < rule.minimum) or too_high:
+        bound = "below" if rule.open_maximum else "at most"
+        extra = " (more would shrink the image below 1x1)" if key.endswith("convs_after_pool") else ""
+        raise UsageError(
+            f"{source}: '{key}' = {value!r} is out of range: it must be at least {rule.minimum} "
+            f"and {bound} {rule.maximum}{extra}"
+        )
+
+
+def _cast(value: Any, rule: _Rule) -> Any:
+    return float(value) if rule.kind is float else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
