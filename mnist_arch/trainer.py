@@ -22,6 +22,7 @@ from mnist_arch.data import Mnist, normalize
 from mnist_arch.model import Net, build_model
 
 EVAL_BATCH = 2000
+DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
 WARMUP_STEPS = 3  # eager steps on a side stream before capture; they are real training steps
 
 
@@ -143,6 +144,9 @@ def train(
                 _on_side_stream(step, device)
             else:
                 replay()
+            # A diverged run stops within DIVERGENCE_CHECK steps, at the price of one sync per check.
+            if (i + 1) % DIVERGENCE_CHECK == 0 and not math.isfinite(loss_sum.item()):
+                raise DivergedError(f"training loss became {loss_sum.item()} in epoch {epoch}, step {i + 1}")
         _sync(device)
         seconds = time.perf_counter() - start
 
