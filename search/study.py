@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zlib
 
 import optuna
 
@@ -22,19 +23,26 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def make_sampler(seed: int, n_existing: int) -> optuna.samplers.BaseSampler:
+def make_sampler(seed: int, n_existing: int, worker: str | None = None) -> optuna.samplers.BaseSampler:
     # Offsetting the seed by the trials already stored keeps a resumed study from redrawing the
-    # same startup points. group=True lets multivariate TPE handle the per-layer (conditional) widths.
+    # same startup points; each parallel worker (host:pid) gets its own seed, or all of them would
+    # draw the same points. group=True lets multivariate TPE handle the per-layer (conditional) widths;
+    # constant_liar keeps parallel workers away from each other's running points.
+    sampler_seed = seed + n_existing
+    if worker is not None:
+        sampler_seed = zlib.crc32(f"{sampler_seed}:{worker}".encode()) & 0x7FFFFFFF
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
-            seed=seed + n_existing, multivariate=True, group=True, constant_liar=True
+            seed=sampler_seed, multivariate=True, group=True, constant_liar=True
         )
 
 
 def existing_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    return optuna.load_study(study_name=name, storage=storage) if name in names else None
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
 
 
 def check_compatible(study: optuna.Study, objective: str) -> None:
@@ -60,26 +68,33 @@ def open_study(
     seed: int,
     pruner: optuna.pruners.BasePruner,
     settings: dict,
+    worker: str | None = None,
 ) -> tuple[optuna.Study, bool]:
-    """Load `name` if it exists (after the compatibility check), else create it. Returns (study, new)."""
-    found = existing_study(storage, name)
-    if found is not None:
+    """Load `name` if it exists (after the compatibility check), else create it. Returns (study, new).
+
+    Creation is atomic in the storage (a unique name), so when two machines start at once exactly
+    one of them creates the study (and queues the baselines). `worker` names a parallel worker."""
+    new = False
+    try:
+        storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+        new = True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    found = optuna.load_study(study_name=name, storage=storage)
+    if not new:
         check_compatible(found, objective)
-    n_existing = len(found.get_trials(deepcopy=False)) if found is not None else 0
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        sampler=make_sampler(seed, n_existing),
-        pruner=pruner,
-        load_if_exists=True,
+    n_existing = len(found.get_trials(deepcopy=False))
+    study = optuna.load_study(
+        study_name=name, storage=storage, sampler=make_sampler(seed, n_existing, worker), pruner=pruner
     )
-    if found is None:
-        study.set_metric_names([OBJECTIVES[objective]])
+    if new:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVES[objective]])
         study.set_user_attr("objective", objective)
         for key, value in settings.items():
             study.set_user_attr(key, value)
-    return study, found is None
+    return study, new
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> None:

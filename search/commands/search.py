@@ -7,7 +7,6 @@ import argparse
 from rich.console import Console
 
 from mnist_arch.data import load_mnist
-from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData
 from search.commands.args import (
     add_data_args,
@@ -16,12 +15,15 @@ from search.commands.args import (
     positive_float,
     positive_int,
 )
+from search.heartbeat import heartbeat_from_env
+from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress
 from search.results import result_table
 from search.storage import mask_url, open_storage
 from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
+from search.workers import plan_devices, run_workers, trial_line
 from space.budget import require_reachable
 from space.space import SearchSpace
 
@@ -59,6 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="do not queue the three hand-designed iterations in a new study",
     )
     study.add_argument("--seed", type=non_negative_int, default=0)
+    study.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the study (default: 1). With --device auto they spread over "
+        "the visible GPUs; --device cuda:0,cuda:1 pins one worker per listed GPU. Run the same "
+        "command on other machines with one --storage postgresql://... to search together",
+    )
     space = parser.add_argument_group("space and budget")
     space.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
     space.add_argument(
@@ -72,14 +83,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    with interrupts_as_exceptions():
+        try:
+            return _run(args, console)
+        except Interrupted as error:
+            console.print(f"interrupted ({error}): the running trial is marked failed. {_RESUME}")
+            return error.exit_code
+
+
+_RESUME = "Run the same command again to resume."
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
     # Everything that can be wrong with the input is checked before the storage is touched.
     space = SearchSpace.load(args.space)
     max_params = args.max_params or space.spec.max_params
     require_reachable(space, max_params)
-    device = resolve_device(args.device)
+    devices = plan_devices(args.device, args.workers)
     mnist = load_mnist(args.data, args.subset)
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, heartbeat_from_env())
     settings = {
         "max_params": max_params,
         "epochs": args.epochs,
@@ -97,12 +120,25 @@ def run(args: argparse.Namespace) -> int:
     if new and not args.no_baselines:
         enqueue_baselines(study, space)
     done = trained_count(study)
+    where = ", ".join(map(str, devices)) if len(devices) > 1 else str(devices[0])
     console.print(
         f"study '{study.study_name}' in {mask_url(args.storage)}: {done} trained trial(s), "
-        f"target {args.trials}; device {device}, {len(mnist.train_labels):,} training images, "
-        f"budget {max_params:,} parameters"
+        f"target {args.trials}; {args.workers} worker(s) on {where}, "
+        f"{len(mnist.train_labels):,} training images, budget {max_params:,} parameters"
     )
+    if len(devices) == 1:
+        return _search_here(args, console, study, space, devices[0], mnist, max_params, done)
+    del mnist  # each worker loads its own copy
+    check_interrupt()
+    code = run_workers(args, devices, study)
+    console.print(result_table(study))
+    if code in (130, 143):
+        console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
+    return code
 
+
+def _search_here(args, console, study, space, device, mnist, max_params, done) -> int:  # noqa: ANN001
+    """One worker, in this process, with a live progress bar."""
     key = "val_acc" if args.objective == "val" else "test_acc"
     with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
         ctx = TrialContext(
@@ -115,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
             on_epoch=progress.on_epoch,
         )
         stats = run_search(
-            study, ctx, n_trials=args.trials, timeout=args.timeout, on_trial_done=progress.on_trial_done
+            study,
+            ctx,
+            n_trials=args.trials,
+            timeout=args.timeout,
+            on_trial_done=progress.on_trial_done,
+            on_trial_failed=lambda trial: console.print(trial_line(trial)),
         )
     drawn = stats.trained + stats.rejected
     if drawn:
