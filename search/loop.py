@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -176,6 +177,7 @@ def run_search(
 
     Safe to run in several processes on one study: see the module docstring."""
     stats = LoopStats()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
     start = time.monotonic()
     consecutive_rejects = 0
     while True:
@@ -194,6 +196,7 @@ def run_search(
             stats.given_back += 1
             time.sleep(random.uniform(0.1, poll))  # racing workers back off by different amounts
             continue
+        trial.set_user_attr("worker", worker)  # host:pid, to trace a lost trial to its worker
         with beating(study, trial):
             outcome = run_trial(study, trial, ctx)
         if outcome.kind == "rejected":

@@ -74,3 +74,19 @@ def result_table(study: optuna.Study, k: int = 5) -> Table:
             state,
         )
     return table
+
+
+def fault_lines(study: optuna.Study) -> list[str]:
+    """One line per trial that failed or diverged, with its fail_reason (a requeued trial says so)."""
+    lines = []
+    retried = {
+        n: t.number for t in study.get_trials(deepcopy=False) for n in t.system_attrs.get("retry_history", [])
+    }
+    for trial in study.get_trials(deepcopy=False):
+        reason = trial.user_attrs.get("fail_reason")
+        if trial.state == TrialState.FAIL or reason:
+            line = f"trial {trial.number} {trial.state.name.lower()} ({reason or 'failed'})"
+            if trial.number in retried:
+                line += f", run again as trial {retried[trial.number]}"
+            lines.append(line)
+    return lines

@@ -12,11 +12,14 @@ SQLite is tuned for several worker processes on one machine:
 
 from __future__ import annotations
 
+import random
 import re
+import time
 import warnings
 from dataclasses import dataclass
 
 import optuna
+import sqlalchemy
 from sqlalchemy import event
 
 from mnist_arch.errors import UsageError
@@ -64,9 +67,18 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
     if heartbeat is not None:
         beat = {"heartbeat_interval": heartbeat.interval, "grace_period": heartbeat.grace}
     try:
-        with warnings.catch_warnings():  # Optuna flags the heartbeat arguments as experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), **beat)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():  # Optuna flags the heartbeat arguments as experimental
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), **beat)
+                break
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Two machines creating the tables of a fresh database at once: one wins, the other
+                # finds them on the next try.
+                if attempt == 4:
+                    raise
+                time.sleep(random.uniform(0.2, 1.0))
         if scheme == "sqlite":
             _tune_sqlite(storage)
         return storage

@@ -20,7 +20,7 @@ from search.interrupts import Interrupted, check_interrupt, interrupts_as_except
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress
-from search.results import result_table
+from search.results import fault_lines, result_table
 from search.storage import mask_url, open_storage
 from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
 from search.workers import plan_devices, run_workers, trial_line
@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     del mnist  # each worker loads its own copy
     check_interrupt()
     code = run_workers(args, devices, study)
-    console.print(result_table(study))
+    _print_results(console, study)
     if code in (130, 143):
         console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
     return code
@@ -164,5 +164,12 @@ def _search_here(args, console, study, space, device, mnist, max_params, done) -
             f"{stats.trained} trained, {stats.pruned} pruned; {stats.rejected} of {drawn} "
             f"draws were over budget and rejected before training"
         )
-    console.print(result_table(study))
+    _print_results(console, study)
     return 0
+
+
+def _print_results(console: Console, study) -> None:  # noqa: ANN001
+    console.print(result_table(study))
+    faults = fault_lines(study)
+    if faults:
+        console.print("not completed: " + "; ".join(faults), highlight=False)
