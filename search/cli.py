@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 import optuna
@@ -42,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as error:
         print(f"mnist-arch {args.command}: error: {mask_url(str(error))}", file=sys.stderr)
         return 2
+    except Exception:
+        # Unexpected: the traceback is the report, but a database error may quote the storage URL.
+        print(mask_url(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":
