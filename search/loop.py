@@ -190,8 +190,8 @@ def run_search(
             stats.given_back += 1
             time.sleep(random.uniform(0.1, poll))  # racing workers back off by different amounts
             continue
-        trial.set_user_attr("worker", worker)  # host:pid, to trace a lost trial to its worker
         with beating(study, trial):
+            trial.set_user_attr("worker", worker)  # host:pid, to trace a lost trial to its worker
             outcome = run_trial(study, trial, ctx)
         if outcome.kind == "rejected":
             stats.rejected += 1
