@@ -15,13 +15,15 @@ from pathlib import Path
 
 import optuna
 
-from search.storage import Heartbeat, open_storage
+from search.storage import Heartbeat, open_storage, use_wal
 
 
 def _storage(kind: str, url: str) -> optuna.storages.BaseStorage:
     if kind == "default":
         return optuna.storages.RDBStorage(url)
-    return open_storage(url, Heartbeat(1, 5))
+    storage = open_storage(url, Heartbeat(1, 5))
+    use_wal(storage)
+    return storage
 
 
 def _worker(kind: str, url: str, trials: int, errors: multiprocessing.Queue) -> None:

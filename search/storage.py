@@ -1,7 +1,8 @@
 """Opening an Optuna storage from a URL, with passwords kept out of every message.
 
-SQLite is tuned for several worker processes on one machine:
-- WAL journal: readers (the dashboard, the other workers' counts) never wait for a writer;
+A search opens SQLite tuned for several worker processes on one machine:
+- WAL journal (`use_wal`, once the study is open): readers (the dashboard, the other workers'
+  counts) never wait for a writer;
 - a 60 s busy timeout: a writer waits for the lock instead of failing with "database is locked";
 - every transaction starts with BEGIN IMMEDIATE: Python's sqlite3 driver otherwise opens the
   transaction only at the first write, so Optuna's read-check-write steps (a state change after
@@ -51,7 +52,7 @@ def storage_scheme(url: str) -> str:
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
     if scheme not in SCHEMES:
         raise UsageError(
-            f"--storage {mask_url(url)!r} is not a supported storage URL; use sqlite:///FILE "
+            f"--storage {mask_url(url)!r} is not a storage URL mnist-arch can open; use sqlite:///FILE "
             "(one machine, several workers) or postgresql://user:password@host:port/db (several machines)"
         )
     return scheme
@@ -60,9 +61,10 @@ def storage_scheme(url: str) -> str:
 def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite, PostgreSQL, MySQL) for `url`; a clear UsageError if it cannot open.
 
-    With `heartbeat`, running trials record a heartbeat and stale ones can be failed (see
-    search.heartbeat)."""
+    With `heartbeat` it is opened for a search worker: running trials record a heartbeat, stale
+    ones can be failed (see search.heartbeat), and SQLite takes its write lock up front."""
     scheme = storage_scheme(url)
+    parallel = heartbeat is not None
     beat = {}
     if heartbeat is not None:
         beat = {"heartbeat_interval": heartbeat.interval, "grace_period": heartbeat.grace}
@@ -71,7 +73,9 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
             try:
                 with warnings.catch_warnings():  # Optuna flags the heartbeat arguments as experimental
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), **beat)
+                    storage = optuna.storages.RDBStorage(
+                        url, engine_kwargs=_engine_kwargs(scheme, parallel), **beat
+                    )
                 break
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                 # Two machines creating the tables of a fresh database at once: one wins, the other
@@ -79,8 +83,8 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
                 if attempt == 4:
                     raise
                 time.sleep(random.uniform(0.2, 1.0))
-        if scheme == "sqlite":
-            _tune_sqlite(storage)
+        if scheme == "sqlite" and parallel:
+            _begin_immediate(storage)
         return storage
     except Exception as error:  # noqa: BLE001 - every failure to open means the same to the user
         reason = str(getattr(error, "orig", None) or error.__cause__ or error).strip().splitlines()
@@ -91,20 +95,30 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
         ) from None
 
 
-def _engine_kwargs(scheme: str) -> dict:
-    if scheme == "sqlite":
-        # isolation_level=None: the driver opens no transactions itself; _tune_sqlite opens them.
+def use_wal(storage: optuna.storages.RDBStorage) -> None:
+    """Switch a SQLite file to the WAL journal (stored in the file, so once is enough). Called once
+    the study is known to be the right one, so that a refused command leaves the file untouched."""
+    if storage.engine.dialect.name != "sqlite":
+        return
+    raw = storage.engine.raw_connection()  # outside SQLAlchemy's transaction: the pragma refuses one
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+
+def _engine_kwargs(scheme: str, parallel: bool) -> dict:
+    if scheme == "sqlite" and parallel:
+        # isolation_level=None: the driver opens no transactions itself; _begin_immediate does.
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT, "isolation_level": None}}
+    if scheme == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     if scheme == "postgresql":
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     return {"pool_pre_ping": True}
 
 
-def _tune_sqlite(storage: optuna.storages.RDBStorage) -> None:
-    engine = storage.engine
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # stored in the file: once is enough
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:  # noqa: ANN001
+def _begin_immediate(storage: optuna.storages.RDBStorage) -> None:
+    @event.listens_for(storage.engine, "begin")
+    def begin(connection) -> None:  # noqa: ANN001
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -109,7 +109,7 @@ def test_bad_worker_counts(capsys) -> None:  # noqa: ANN001
 
 
 def test_unknown_storage_scheme(capsys, data) -> None:  # noqa: ANN001
-    assert "not a supported storage URL" in bad_input(capsys, "--data", str(data), "--storage", "redis://h/0")
+    assert "is not a storage URL" in bad_input(capsys, "--data", str(data), "--storage", "redis://h/0")
 
 
 def test_unreachable_database_masks_the_password(capsys, data) -> None:  # noqa: ANN001

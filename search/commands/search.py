@@ -21,7 +21,7 @@ from search.loop import run_search, trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress
 from search.results import fault_lines, result_table
-from search.storage import mask_url, open_storage
+from search.storage import mask_url, open_storage, use_wal
 from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
 from search.workers import plan_devices, run_workers, trial_line
 from space.budget import require_reachable
@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         pruner=make_pruner(args.pruner, args.epochs),
         settings=settings,
     )
+    use_wal(storage)
     if new and not args.no_baselines:
         enqueue_baselines(study, space)
     done = trained_count(study)
