@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 
 import optuna
 import pytest
 import torch
 
 from search.cli import main
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 
 def fails_cleanly(capsys, *args: str) -> str:
@@ -162,4 +165,36 @@ def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:
     ]
     result = run_cli("search", "--max-params", "10", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not (tmp_path / "mnist_arch.db").exists()
+
+
+def test_no_data_and_no_network_says_how_to_point_at_a_folder(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_ARCH_DATA"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "search",
+            "--device",
+            "cpu",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--subset",
+            "100",
+            "--no-baselines",
+        ],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode == 0:
+        pytest.skip("this machine could download MNIST, so the offline error cannot be shown")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "downloading it failed" in result.stderr and "MNIST_ARCH_DATA" in result.stderr
     assert not (tmp_path / "mnist_arch.db").exists()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData
@@ -18,7 +16,7 @@ from search.commands.args import (
 )
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
-from search.progress import SearchProgress
+from search.progress import SearchProgress, wide_console
 from search.results import result_table
 from search.storage import mask_url, open_storage
 from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
@@ -71,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = wide_console()
     # Everything that can be wrong with the input is checked before the storage is touched.
     space = SearchSpace.load(args.space)
     max_params = args.max_params or space.spec.max_params
