@@ -10,6 +10,12 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import EpochStats
 
 
+def wide_console() -> Console:
+    """A console; when output is piped (logs, CI) rich's 80 columns would fold the result table."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 class SearchProgress:
     def __init__(self, console: Console, n_trials: int, done: int, epochs: int, key: str) -> None:
         self.console = console

@@ -19,7 +19,7 @@ from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
-from search.progress import SearchProgress
+from search.progress import SearchProgress, wide_console
 from search.results import fault_lines, result_table
 from search.storage import mask_url, open_storage, use_wal
 from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = wide_console()
     with interrupts_as_exceptions():
         try:
             return _run(args, console)
