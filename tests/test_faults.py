@@ -8,7 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from optuna.trial import TrialState
-from search_procs import (
+
+from search.cli import main
+from tests.search_procs import (
     SMALL_SPACE,
     load_trials,
     postgres_url,
@@ -20,8 +22,6 @@ from search_procs import (
     trained,
     wait_for_training,
 )
-
-from search.cli import main
 
 
 @pytest.fixture(scope="module")

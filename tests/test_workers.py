@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from optuna.trial import TrialState
-from search_procs import (
+
+from mnist_arch.iterations import ITERATION_NAMES
+from tests.search_procs import (
     SMALL_SPACE,
     distinct_configs,
     load_trials,
@@ -25,8 +27,6 @@ from search_procs import (
     trained,
     wait_for_training,
 )
-
-from mnist_arch.iterations import ITERATION_NAMES
 
 
 @pytest.fixture(scope="module")
