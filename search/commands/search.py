@@ -9,6 +9,7 @@ from rich.console import Console
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData
+from search.artifacts import artifact_dir_for, open_artifact_store
 from search.commands.args import (
     add_data_args,
     add_study_args,
@@ -59,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="do not queue the three hand-designed iterations in a new study",
     )
     study.add_argument("--seed", type=non_negative_int, default=0)
+    study.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="folder for each complete trial's weights, layer table and learning curve "
+        "(default: beside a SQLite file, e.g. mnist_arch.artifacts)",
+    )
     space = parser.add_argument_group("space and budget")
     space.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
     space.add_argument(
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             args.objective,
             args.seed,
             on_epoch=progress.on_epoch,
+            artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
         )
         stats = run_search(
             study, ctx, n_trials=args.trials, timeout=args.timeout, on_trial_done=progress.on_trial_done
