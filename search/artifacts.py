@@ -19,7 +19,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.model import receptive_field, summary_text
+from mnist_arch.model import describe, receptive_field, summary_text
 from mnist_arch.trainer import EpochStats, TrainResult
 
 WEIGHTS = "weights.pt"
@@ -67,7 +67,10 @@ def layer_summary(config: CandidateConfig) -> str:
 def publish_trial(
     trial: optuna.Trial, config: CandidateConfig, result: TrainResult, store: FileSystemArtifactStore | None
 ) -> None:
-    """Attach weights, layer table and learning curve to a running trial (artifacts are frozen after)."""
+    """Note the layer table on a running trial, and attach weights, table and curve (frozen after)."""
+    from optuna_dashboard import save_note  # the dashboard shows the note on the trial's page
+
+    save_note(trial, f"**{describe(config.arch)}**\n\n```\n{layer_summary(config)}```\n")
     if store is None or result.model is None:
         return
     from search.plots import learning_curve_png  # matplotlib only where a curve is drawn

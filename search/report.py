@@ -110,7 +110,8 @@ def rich_table(study: optuna.Study, rows: list[ReportRow]) -> Table:
     header, cells = table_cells(rows)
     table = Table(title=f"study '{study.study_name}'")
     for column in header:
-        table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
+        left = column in ("model", "architecture")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "model")
     for line in cells:
         table.add_row(*line)
     return table

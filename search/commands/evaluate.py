@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    recorded_device = None
     exported, model = load_export(Path(args.weights), torch.device("cpu"))
     recorded_device = exported.trained.get("device")
     spec = args.device
