@@ -1,5 +1,8 @@
 """The study: objective, search loop, storage, result table and the `mnist-arch` CLI."""
 
+from search.artifacts import artifact_dir_for, open_artifact_store, publish_trial
+from search.config_file import ExportedConfig, load_config_file
+from search.export import load_export, write_export
 from search.heartbeat import beating, fail_stale
 from search.interrupts import Interrupted, interrupts_as_exceptions
 from search.loop import Outcome, is_trained, run_search, run_trial, tell_outcome, trained_count
@@ -10,25 +13,32 @@ from search.study import enqueue_baselines, make_pruner, open_study
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "ExportedConfig",
     "Heartbeat",
     "Interrupted",
     "Outcome",
     "OverBudget",
     "TrialContext",
+    "artifact_dir_for",
     "beating",
     "enqueue_baselines",
     "fail_stale",
     "interrupts_as_exceptions",
     "is_trained",
+    "load_config_file",
+    "load_export",
     "make_pruner",
     "mask_url",
     "objective",
     "open_storage",
+    "open_artifact_store",
     "open_study",
+    "publish_trial",
     "result_rows",
     "result_table",
     "run_search",
     "run_trial",
     "tell_outcome",
     "trained_count",
+    "write_export",
 ]

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
 from mnist_arch.trainer import DeviceData, EpochStats, train
+from search.artifacts import publish_trial
 from space.budget import check_budget
 from space.space import SearchSpace
 
@@ -30,6 +32,7 @@ class TrialContext:
     objective: str  # "val" | "test"
     seed: int
     on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None
+    artifacts: FileSystemArtifactStore | None = None  # where complete trials keep weights, table, curve
 
 
 def trial_config(trial: optuna.Trial, space: SearchSpace) -> CandidateConfig:
@@ -57,6 +60,7 @@ def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
 
     seed = ctx.seed + trial.number
     trial.set_user_attr("seed", seed)
+    trial.set_user_attr("device", ctx.data.train_x.device.type)  # `evaluate` reuses it
     key = "val_acc" if ctx.objective == "val" else "test_acc"
 
     def report(stats: EpochStats) -> bool:
@@ -76,4 +80,5 @@ def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
     trial.set_user_attr("cuda_graph", result.graph)
     if result.stopped_early:
         raise optuna.TrialPruned(f"pruned after epoch {last.epoch}")
+    publish_trial(trial, config, result, ctx.artifacts)
     return getattr(last, key)

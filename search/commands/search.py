@@ -8,6 +8,7 @@ from rich.console import Console
 
 from mnist_arch.data import load_mnist
 from mnist_arch.trainer import DeviceData
+from search.artifacts import artifact_dir_for, open_artifact_store
 from search.commands.args import (
     add_data_args,
     add_study_args,
@@ -69,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes sharing the study (default: 1). With --device auto they spread over "
         "the visible GPUs; --device cuda:0,cuda:1 pins one worker per listed GPU. Run the same "
         "command on other machines with one --storage postgresql://... to search together",
+    )
+    study.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="folder for each complete trial's weights, layer table and learning curve "
+        "(default: beside a SQLite file, e.g. mnist_arch.artifacts)",
     )
     space = parser.add_argument_group("space and budget")
     space.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
@@ -150,6 +157,7 @@ def _search_here(args, console, study, space, device, mnist, max_params, done) -
             args.objective,
             args.seed,
             on_epoch=progress.on_epoch,
+            artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
         )
         stats = run_search(
             study,

@@ -1,0 +1,70 @@
+"""`mnist-arch evaluate`: the test accuracy of an export folder's weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from mnist_arch.data import load_mnist, normalize
+from mnist_arch.device import resolve_device
+from mnist_arch.trainer import evaluate
+from search.export import load_export
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="test accuracy of an exported model",
+        description="Loads config.json and weights.pt from an export folder and measures the MNIST test "
+        "set. On the device type it was trained on, the result equals the recorded test accuracy exactly.",
+    )
+    parser.add_argument("--weights", required=True, metavar="DIR", help="export folder")
+    parser.add_argument(
+        "--device",
+        default="recorded",
+        help="recorded (the device type it trained on) | auto | cpu | cuda[:N]",
+    )
+    parser.add_argument("--data", metavar="DIR", help="MNIST folder (default: $MNIST_ARCH_DATA, else ./data)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    exported, model = load_export(Path(args.weights), torch.device("cpu"))
+    recorded_device = exported.trained.get("device")
+    spec = args.device
+    if spec == "recorded":
+        spec = recorded_device if recorded_device == "cpu" or torch.cuda.is_available() else "cpu"
+    device = resolve_device(spec or "auto")
+    mnist = load_mnist(args.data)
+    # Same eval-mode model, same device type and same batches as the trainer's final measurement.
+    accuracy = evaluate(
+        model.to(device), normalize(mnist.test_images.to(device)), mnist.test_labels.to(device)
+    )
+    recorded = exported.accuracies.get("test_acc")
+    same_device = recorded_device is None or recorded_device == device.type
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "test_acc": accuracy,
+                    "recorded_test_acc": recorded,
+                    "matches": recorded == accuracy if recorded is not None else None,
+                    "device": device.type,
+                    "recorded_device": recorded_device,
+                }
+            )
+        )
+        return 0
+    correct = round(accuracy * len(mnist.test_labels))
+    print(f"test accuracy {100 * accuracy:.2f}% ({correct:,} / {len(mnist.test_labels):,}) on {device.type}")
+    if recorded is not None:
+        verdict = (
+            "identical" if recorded == accuracy else f"differs by {100 * (accuracy - recorded):+.2f} points"
+        )
+        note = "" if same_device else f" (recorded on {recorded_device}: only that device type is bit-exact)"
+        print(f"recorded test accuracy {100 * recorded:.2f}%: {verdict}{note}")
+    return 0

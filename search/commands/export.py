@@ -1,0 +1,112 @@
+"""`mnist-arch export`: one trial's config, trained weights, layer table and learning curve."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from mnist_arch.config import CandidateConfig
+from mnist_arch.errors import UsageError
+from search.artifacts import WEIGHTS, artifact_dir_for, history_of, open_artifact_store, trial_artifact
+from search.commands.args import add_study_args
+from search.config_file import ExportedConfig
+from search.existing import open_existing_study
+from search.export import check_out_dir, versions, write_export
+from search.results import top_trials
+
+
+def trial_spec(text: str) -> str | int:
+    if text == "best":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be 'best' or a trial number, got {text!r}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trial: config.json, weights.pt, summary.txt",
+        description="Writes the trial's complete config (architecture and recipe, parameter count, "
+        "accuracies), its trained weights (a state_dict for torch.load(weights_only=True)) and its "
+        "layer table. `mnist-arch evaluate --weights DIR` reproduces the recorded test accuracy.",
+    )
+    study = parser.add_argument_group("study")
+    add_study_args(study)
+    study.add_argument("--artifacts", metavar="DIR", help="artifact folder (default: beside a SQLite file)")
+    parser.add_argument(
+        "--trial",
+        type=trial_spec,
+        default="best",
+        metavar="best|N",
+        help="best: the best complete searched trial within the budget (default); N: trial number N",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="export folder (new or empty)")
+    parser.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    check_out_dir(out, args.force)
+    study = open_existing_study(args.storage, args.study)
+    trial = pick_trial(study, args.trial)
+    folder = artifact_dir_for(args.storage, args.artifacts)
+    weights = trial_artifact(study, trial, open_artifact_store(folder, create=False), WEIGHTS)
+    if weights is None:
+        raise UsageError(
+            f"trial {trial.number} has no stored weights in {folder or 'an artifact folder'} "
+            "(pass --artifacts DIR if the search used one); retrain its config with `mnist-arch train`"
+        )
+    exported = exported_config(study, trial)
+    written = write_export(out, exported, weights, history_of(trial), force=args.force)
+    print(
+        f"exported trial {trial.number} ({exported.n_params:,} parameters, test "
+        f"{100 * exported.accuracies['test_acc']:.2f}%) to {out}: {', '.join(written)}"
+    )
+    return 0
+
+
+def pick_trial(study: optuna.Study, spec: str | int) -> FrozenTrial:
+    if spec == "best":
+        best = top_trials(study, 1)
+        if not best:
+            raise UsageError(
+                f"study '{study.study_name}' has no complete searched trial within its budget; pass --trial N"
+            )
+        return best[0]
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= spec < len(trials):
+        raise UsageError(f"study '{study.study_name}' has no trial {spec} (trials 0..{len(trials) - 1})")
+    trial = trials[spec]
+    if trial.state != TrialState.COMPLETE:
+        why = trial.user_attrs.get("rejected") or trial.user_attrs.get("fail_reason") or ""
+        raise UsageError(
+            f"trial {spec} is {trial.state.name.lower()}{f' ({why})' if why else ''}; "
+            "only complete trials have trained weights"
+        )
+    return trial
+
+
+def exported_config(study: optuna.Study, trial: FrozenTrial) -> ExportedConfig:
+    attrs = trial.user_attrs
+    config = CandidateConfig.from_dict(attrs["config"])
+    budget = study.user_attrs.get("max_params")
+    n_params = attrs["n_params"]
+    return ExportedConfig(
+        config,
+        n_params,
+        budget if budget is not None and n_params <= budget else None,  # a baseline may sit over it
+        {"val_acc": attrs["val_acc"], "test_acc": attrs["test_acc"]},
+        {
+            "epochs": attrs["epochs_run"],
+            "seed": attrs["seed"],
+            "subset": study.user_attrs.get("subset"),
+            "device": attrs.get("device", "cpu"),
+            "source": f"study '{study.study_name}' trial {trial.number}",
+            **versions(),
+        },
+    )

@@ -1,0 +1,257 @@
+"""The results report: the top searched models next to the three iterations, plots, markdown and HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+from mnist_arch.config import CandidateConfig
+from mnist_arch.iterations import ITERATIONS
+from mnist_arch.model import count_params, describe, receptive_field
+from search.confirm import Confirmation, ConfirmJob
+from search.loop import is_trained
+from search.plots import (
+    Curve,
+    Point,
+    accuracy_vs_params_png,
+    best_over_trials_png,
+    importances_png,
+    learning_curves_png,
+)
+from search.results import baseline_trials, top_trials
+
+
+@dataclass
+class ReportRow:
+    name: str  # "trial 12" or the iteration's name
+    label: str  # key of its confirmation runs
+    config: CandidateConfig
+    trial: FrozenTrial | None  # None for an iteration the study never trained
+    published: float | None = None
+    confirmation: Confirmation | None = None
+
+    @property
+    def attrs(self) -> dict:
+        return self.trial.user_attrs if self.trial is not None else {}
+
+    @property
+    def job(self) -> ConfirmJob:
+        return ConfirmJob(self.label, self.config)
+
+
+@dataclass(frozen=True)
+class Figure:
+    file: str
+    title: str
+    png: bytes | None
+    note: str = ""  # why a figure is missing
+
+
+def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
+    """Top k searched trials (best first), then the three iterations, trained in the study or not."""
+    rows = [
+        ReportRow(
+            f"trial {t.number}", f"trial-{t.number}", CandidateConfig.from_dict(t.user_attrs["config"]), t
+        )
+        for t in top_trials(study, k)
+    ]
+    trained = {t.user_attrs["baseline"]: t for t in baseline_trials(study)}
+    for it in ITERATIONS:
+        rows.append(ReportRow(it.name, it.name, it.config, trained.get(it.name), it.published_test_acc))
+    return rows
+
+
+def rank_by_confirmation(rows: list[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda r: r.confirmation.mean if r.confirmation else -1.0, reverse=True)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def table_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the main table, shared by the terminal, markdown and HTML."""
+    confirmed = any(r.confirmation for r in rows)
+    header = ["model", "params", "RF", "architecture", "val acc", "test acc", "published", "s/epoch"]
+    if confirmed:
+        n = max(len(r.confirmation.test_accs) for r in rows if r.confirmation)
+        header += [f"test mean ± std ({n} seeds)", "test min"]
+    cells = []
+    for row in rows:
+        arch = row.config.arch
+        spe = row.attrs.get("sec_per_epoch")
+        line = [
+            row.name,
+            f"{count_params(arch):,}",
+            str(receptive_field(arch)),
+            describe(arch),
+            _pct(row.attrs.get("val_acc")),
+            _pct(row.attrs.get("test_acc")),
+            _pct(row.published),
+            "-" if spe is None else f"{spe:.2f}",
+        ]
+        if confirmed:
+            c = row.confirmation
+            line += [c.text() if c else "-", _pct(c.min) if c else "-"]
+        cells.append(line)
+    return header, cells
+
+
+def rich_table(study: optuna.Study, rows: list[ReportRow]) -> Table:
+    header, cells = table_cells(rows)
+    table = Table(title=f"study '{study.study_name}'")
+    for column in header:
+        left = column in ("model", "architecture")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "model")
+    for line in cells:
+        table.add_row(*line)
+    return table
+
+
+def figures(study: optuna.Study, rows: list[ReportRow]) -> list[Figure]:
+    metric = {"val": "val_acc", "test": "test_acc"}.get(study.user_attrs.get("objective", "val"), "val_acc")
+    trained = [t for t in study.get_trials(deepcopy=False) if is_trained(t) and metric in t.user_attrs]
+    points = [
+        Point(
+            t.user_attrs["n_params"],
+            t.user_attrs[metric],
+            t.user_attrs.get("baseline"),
+            t.state != TrialState.COMPLETE,
+        )
+        for t in trained
+    ]
+    complete = [t for t in trained if t.state == TrialState.COMPLETE and t.value is not None]
+    curves = [Curve(r.name, r.attrs.get("val_curve", [])) for r in rows if r.attrs.get("val_curve")]
+    out = [
+        Figure(
+            "accuracy_vs_params.png",
+            "Accuracy vs parameters",
+            accuracy_vs_params_png(points, study.user_attrs.get("max_params"), metric),
+        ),
+        Figure(
+            "best_over_trials.png",
+            "Best value over trials",
+            best_over_trials_png([t.number for t in complete], [t.value for t in complete], metric)
+            if complete
+            else None,
+            "no complete trial yet",
+        ),
+        Figure(
+            "learning_curves.png",
+            "Learning curves (validation)",
+            learning_curves_png(curves, "val_acc") if curves else None,
+            "no recorded curves",
+        ),
+    ]
+    importances, why = _importances(study)
+    out.append(
+        Figure(
+            "importances.png",
+            "Hyperparameter importances",
+            importances_png(importances) if importances else None,
+            why,
+        )
+    )
+    return out
+
+
+def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
+    # PED-ANOVA needs only numpy (fANOVA would pull in scikit-learn).
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        return optuna.importance.get_param_importances(study, evaluator=evaluator), ""
+    except (ValueError, RuntimeError) as error:
+        return {}, f"not computable yet ({str(error).splitlines()[0]})"
+
+
+def _settings_lines(study: optuna.Study, storage: str, confirm: dict | None) -> list[str]:
+    attrs = study.user_attrs
+    trials = study.get_trials(deepcopy=False)
+    trained = sum(is_trained(t) for t in trials)
+    rejected = sum("rejected" in t.user_attrs for t in trials)
+    lines = [
+        f"study `{study.study_name}` in `{storage}`: {trained} trained trials, "
+        f"{rejected} over-budget draws rejected",
+        f"objective: {attrs.get('objective', 'val')} accuracy; "
+        f"budget {attrs.get('max_params', '-')} parameters; {attrs.get('epochs', '-')} epochs per trial "
+        f"on {attrs.get('subset') or 'all'} training images",
+        "val acc / test acc: final epoch of the search run; published: the write-up's best epoch of one run",
+    ]
+    if confirm:
+        lines.append(
+            f"confirmation: every model retrained from scratch with seeds 0..{confirm['seeds'] - 1}, "
+            f"{confirm['epochs']} epochs on {confirm['subset'] or 'all'} training images, "
+            f"{confirm['device']}; "
+            "final-epoch test accuracy, table ranked by its mean"
+        )
+    lines.append(
+        f"machine: {platform.machine()} {platform.system()}, torch {torch.__version__}, "
+        f"optuna {optuna.__version__}"
+    )
+    return lines
+
+
+def write_report(
+    out: Path,
+    study: optuna.Study,
+    storage: str,
+    rows: list[ReportRow],
+    figs: list[Figure],
+    confirm: dict | None,
+) -> list[Path]:
+    """report.md with plots/*.png beside it, and report.html with the same plots embedded."""
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for fig in figs:
+        if fig.png:
+            (out / "plots" / fig.file).write_bytes(fig.png)
+    header, cells = table_cells(rows)
+    settings = _settings_lines(study, storage, confirm)
+    md = [f"# mnist-arch results: study {study.study_name}", ""]
+    md += [f"- {line}" for line in settings] + [""]
+    md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in cells]
+    for fig in figs:
+        md += ["", f"## {fig.title}", ""]
+        md.append(f"![{fig.title}](plots/{fig.file})" if fig.png else f"_{fig.note}_")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    (out / "report.html").write_text(_html(study, settings, header, cells, figs))
+    return [out / "report.md", out / "report.html"]
+
+
+def _html(
+    study: optuna.Study, settings: list[str], header: list[str], cells: list[list[str]], figs: list[Figure]
+) -> str:
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>mnist-arch results: {esc(study.study_name)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:nth-child(1),td:nth-child(4){text-align:left}img{max-width:100%}</style></head><body>",
+        f"<h1>mnist-arch results: study {esc(study.study_name)}</h1>",
+        "<ul>" + "".join(f"<li>{esc(line.replace('`', ''))}</li>" for line in settings) + "</ul>",
+        "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>",
+    ]
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in cells]
+    parts.append("</table>")
+    for fig in figs:
+        parts.append(f"<h2>{esc(fig.title)}</h2>")
+        if fig.png:
+            data = base64.b64encode(fig.png).decode()
+            parts.append(f'<img alt="{esc(fig.title)}" src="data:image/png;base64,{data}">')
+        else:
+            parts.append(f"<p><em>{esc(fig.note)}</em></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
