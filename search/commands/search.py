@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 on_trial_done=progress.on_trial_done,
             )
     if isinstance(stats, ConcurrentStats):
-        console.print(concurrency_line(stats))
+        console.print(concurrency_line(stats), soft_wrap=True)
     drawn = stats.trained + stats.rejected
     if drawn:
         console.print(
