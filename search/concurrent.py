@@ -139,8 +139,11 @@ def run_concurrent(
     start = time.monotonic()
     slots: list[_Slot] = []
     consecutive_rejects = 0
+    refill = True  # the storage is asked for the trained count only when a slot has come free
 
     def done(slot: _Slot, value: float | None = None, error: BaseException | None = None) -> None:
+        nonlocal refill
+        refill = True
         slots.remove(slot)
         slot.run = None  # frees the run's graph and buffers before a new trial takes the slot
         if isinstance(error, torch.OutOfMemoryError):
@@ -162,7 +165,8 @@ def run_concurrent(
         while True:
             # fill free slots with newly asked trials (over-budget draws are told and redrawn)
             while (
-                limit.allows(len(slots))
+                refill
+                and limit.allows(len(slots))
                 and (timeout is None or time.monotonic() - start < timeout)
                 and trained_count(study) + len(slots) < n_trials
             ):
@@ -187,6 +191,7 @@ def run_concurrent(
                     slot.run.begin_epoch(1)
                 except Exception as error:  # noqa: BLE001 - told like a failure inside training
                     done(slot, error=error)
+            refill = False
             stats.max_in_flight = max(stats.max_in_flight, len(slots))
             if not slots:
                 break
@@ -200,8 +205,9 @@ def run_concurrent(
                         continue
                     stop = slot.report(run.end_epoch())
                     stats.model_epochs += 1
-                    if len(slots) == 1:
+                    if len(slots) == 1 and limit.bytes_per_trial is None:
                         limit.measure()
+                        refill = True  # the cap may have grown
                     if run.epoch < ctx.epochs and not stop:
                         run.begin_epoch(run.epoch + 1)
                         continue
