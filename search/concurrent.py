@@ -80,9 +80,9 @@ class ConcurrencyLimit:
 
 def cap_for_memory(requested: int, bytes_per_trial: int, device: torch.device, *, in_flight: int) -> int:
     """`requested`, lowered so that the trials beyond the `in_flight` ones fit the free memory."""
+    # Only memory the driver reports free: cached blocks may sit in graphs' private pools.
     free, _ = torch.cuda.mem_get_info(device)
-    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    more = int(MEMORY_SHARE * (free + cached)) // bytes_per_trial
+    more = int(MEMORY_SHARE * free) // bytes_per_trial
     return max(1, min(requested, in_flight + more))
 
 
