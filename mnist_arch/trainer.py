@@ -276,8 +276,11 @@ def _capture(
     graph = torch.cuda.CUDAGraph()
     try:
         # A generator used inside a graph must be registered with it, so each replay advances its offset.
-        for generator in generators:
-            graph.register_generator_state(generator)
+        # Newer torch registers them by itself and warns that the call is a no-op.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for generator in generators:
+                graph.register_generator_state(generator)
         with torch.cuda.graph(graph, stream=stream):
             step()
     except Exception as error:  # noqa: BLE001 - any capture failure falls back to the eager step
