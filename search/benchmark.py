@@ -217,7 +217,7 @@ def _level_row(result: BenchResult, level: ConcurrentLevel, single: float | None
     memory = f"{level.bytes_per_trial / 2**20:.0f}" if level.bytes_per_trial is not None else "-"
     return (
         f"| {datetime.date.today()} | {result.device_name} | {torch.__version__} | {result.images:,} | "
-        f"{result.epochs} | {level.concurrency} | {level.model_epochs_per_second:.2f} | {ratio} | "
+        f"{result.epochs} | {level.concurrency} | {level.model_epochs_per_second:.3g} | {ratio} | "
         f"{memory} |\n"
     )
 

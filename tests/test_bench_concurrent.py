@@ -46,4 +46,4 @@ def test_rows_land_in_their_own_tables(tmp_path) -> None:
     single, concurrent = out.read_text().split("## Concurrent trials")
     assert single.count("| Test CPU |") == 2
     rows = [line for line in concurrent.splitlines() if "| Test CPU |" in line]
-    assert len(rows) == 3 and rows[-1].endswith("| 4 | 3.00 | 3.00x | 64 |")
+    assert len(rows) == 3 and rows[-1].endswith("| 4 | 3 | 3.00x | 64 |")

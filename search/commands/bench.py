@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             if level.bytes_per_trial is not None
             else ""
         )
-        rate = f"{level.model_epochs_per_second:.2f} model-epochs/s"
+        rate = f"{level.model_epochs_per_second:.3g} model-epochs/s"
         print(f"{level.concurrency} trial(s) in flight: {rate}{memory}")
     print(f"results appended to {args.out}")
     print(f"speedup vs seed pipeline: {result.speedup:.2f}x")
