@@ -6,7 +6,7 @@ from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATION_NAMES, ITERATIONS, Iteration, get_iteration
 from mnist_arch.model import build_model, count_params, describe, receptive_field, summary_text
-from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, TrainResult, train
+from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, TrainingRun, TrainResult, train
 
 __all__ = [
     "ArchConfig",
@@ -21,6 +21,7 @@ __all__ = [
     "Mnist",
     "TrainConfig",
     "TrainResult",
+    "TrainingRun",
     "UsageError",
     "build_model",
     "count_params",

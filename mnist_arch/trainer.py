@@ -7,6 +7,7 @@ caller's `on_epoch` sees the accuracies and may stop the run (pruning).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mnist_arch.augment import rotate
 from mnist_arch.config import CandidateConfig
@@ -78,6 +80,148 @@ class DeviceData:
 _graph_warned = False
 
 
+class Dropout2d(nn.Dropout2d):
+    """nn.Dropout2d drawing its channel masks from the run's own generator.
+
+    With a generator per run, runs interleaved in one process never take each other's random numbers,
+    so each trains exactly as it would alone. The masks are computed as ATen's feature dropout does.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator) -> None:
+        super().__init__(p)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p >= 1:
+            return x * 0
+        keep = 1 - self.p
+        noise = x.new_empty(x.shape[0], x.shape[1], 1, 1).bernoulli_(keep, generator=self.generator)
+        return x * noise.div_(keep)
+
+
+class TrainingRun:
+    """One candidate's training from scratch, advanced one batch at a time.
+
+    `begin_epoch(e)`, `steps_per_epoch` x `step()`, `end_epoch()` is one epoch; several runs can be
+    interleaved step by step in one process (they share only the read-only data). On CUDA each run
+    has its own stream and, after WARMUP_STEPS eager steps, its own captured graph.
+    """
+
+    def __init__(
+        self, config: CandidateConfig, data: DeviceData, *, seed: int, use_graph: bool | None = None
+    ) -> None:
+        self.config, self.data = config, data
+        self.device = device = data.train_x.device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if self.stream is not None:
+            self.stream.wait_stream(torch.cuda.current_stream(device))  # the data is ready
+        with self._on_stream():
+            torch.manual_seed(seed)  # weights, then the dropout generator's start
+            self.model = build_model(config.arch).to(device)
+            self.dropout_generator = _dropout_generator(device)
+            for index, module in enumerate(self.model.layers):
+                if isinstance(module, nn.Dropout2d):
+                    self.model.layers[index] = Dropout2d(module.p, self.dropout_generator)
+            self.params = list(self.model.parameters())
+            self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
+            self.lr = torch.tensor(config.train.lr, device=device)
+            self.loss_sum = torch.zeros((), device=device)
+            self.generator = torch.Generator(device=device).manual_seed(seed)  # data order and angles
+            self.batch = min(config.train.batch_size, len(data.train_y))
+            self.batch_index = torch.zeros(self.batch, dtype=torch.long, device=device)
+            self.batch_angle = torch.zeros(self.batch, device=device)
+        self.steps_per_epoch = len(data.train_y) // self.batch
+        self.result = TrainResult(model=self.model)
+        self.epoch = 0
+        self.step_index = 0  # within the epoch
+        self._graph_wanted = device.type == "cuda" if use_graph is None else use_graph
+        self._replay: Callable[[], None] = self._step
+        self._order = self._angles = torch.empty(0, device=device)  # set by begin_epoch
+        self._start = 0.0
+
+    @property
+    def epoch_done(self) -> bool:
+        return self.step_index >= self.steps_per_epoch
+
+    def begin_epoch(self, epoch: int) -> None:
+        """lr for this epoch (StepLR from lr_decay_start), fresh order and angles."""
+        recipe, n = self.config.train, len(self.data.train_y)
+        with self._on_stream():
+            self.lr.fill_(recipe.lr_at(epoch))
+            self.loss_sum.zero_()
+            self._order = torch.randperm(n, generator=self.generator, device=self.device)
+            self._angles = torch.rand(n, generator=self.generator, device=self.device) * 2 - 1
+            self._angles *= recipe.rotation
+            self.model.train()
+            self._sync()
+        self.epoch, self.step_index = epoch, 0
+        self._start = time.perf_counter()
+
+    def step(self) -> None:
+        """Forward, backward and update on the epoch's next batch."""
+        i, b = self.step_index, self.batch
+        with self._on_stream():
+            self.batch_index.copy_(self._order[i * b : (i + 1) * b])
+            self.batch_angle.copy_(self._angles[i * b : (i + 1) * b])
+            # WARMUP_STEPS eager steps, on this run's (side) stream as capture requires, then capture.
+            if self._graph_wanted and i == WARMUP_STEPS:
+                self._replay, self.result.graph = _capture(
+                    self._step, self.device, self.stream, [self.dropout_generator]
+                )
+                self._graph_wanted = False
+            self._replay()
+            self.step_index += 1
+            # A diverged run stops within DIVERGENCE_CHECK steps, at the price of one sync per check.
+            if self.step_index % DIVERGENCE_CHECK == 0 and not math.isfinite(self.loss_sum.item()):
+                raise DivergedError(
+                    f"training loss became {self.loss_sum.item()} in epoch {self.epoch}, step {i + 1}"
+                )
+
+    def end_epoch(self) -> EpochStats:
+        """Evaluate after the epoch's steps; the stats are also appended to `result.history`."""
+        with self._on_stream():
+            self._sync()
+            seconds = time.perf_counter() - self._start
+            train_loss = self.loss_sum.item() / max(1, self.steps_per_epoch)
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"training loss became {train_loss} in epoch {self.epoch}")
+            self.model.eval()
+            stats = EpochStats(
+                epoch=self.epoch,
+                lr=self.config.train.lr_at(self.epoch),
+                train_loss=train_loss,
+                val_acc=evaluate(self.model, self.data.val_x, self.data.val_y),
+                test_acc=evaluate(self.model, self.data.test_x, self.data.test_y),
+                seconds=seconds,
+            )
+        self.result.history.append(stats)
+        return stats
+
+    def _step(self) -> None:
+        for p in self.params:
+            p.grad = None
+        x = self.data.train_x[self.batch_index]
+        if self.config.train.rotation > 0:
+            x = rotate(x, self.batch_angle)
+        loss = F.cross_entropy(self.model(x), self.data.train_y[self.batch_index])
+        loss.backward()
+        # SGD with momentum (PyTorch's formula), lr read from a tensor so a captured graph follows StepLR.
+        with torch.no_grad():
+            torch._foreach_mul_(self.momentum_buffers, self.config.train.momentum)
+            torch._foreach_add_(self.momentum_buffers, [p.grad for p in self.params])
+            torch._foreach_sub_(self.params, torch._foreach_mul(self.momentum_buffers, self.lr))
+            self.loss_sum.add_(loss.detach())
+
+    def _on_stream(self) -> contextlib.AbstractContextManager:
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
+    def _sync(self) -> None:
+        if self.stream is not None:
+            self.stream.synchronize()
+
+
 def train(
     config: CandidateConfig,
     data: DeviceData,
@@ -88,86 +232,16 @@ def train(
     use_graph: bool | None = None,
 ) -> TrainResult:
     """Train `config` from scratch for up to `epochs`; `on_epoch` returning True stops early."""
-    device = data.train_x.device
-    recipe = config.train
-    torch.manual_seed(seed)  # weights and dropout masks
-    model = build_model(config.arch).to(device)
-    params = [p for p in model.parameters()]
-    momentum_buffers = [torch.zeros_like(p) for p in params]
-    lr = torch.tensor(recipe.lr, device=device)
-    loss_sum = torch.zeros((), device=device)
-
-    generator = torch.Generator(device=device).manual_seed(seed)  # data order and rotation angles
-    batch = min(recipe.batch_size, len(data.train_y))
-    batch_index = torch.zeros(batch, dtype=torch.long, device=device)
-    batch_angle = torch.zeros(batch, device=device)
-
-    def step() -> None:
-        for p in params:
-            p.grad = None
-        x = data.train_x[batch_index]
-        if recipe.rotation > 0:
-            x = rotate(x, batch_angle)
-        loss = F.cross_entropy(model(x), data.train_y[batch_index])
-        loss.backward()
-        # SGD with momentum (PyTorch's formula), lr read from a tensor so a captured graph follows StepLR.
-        with torch.no_grad():
-            torch._foreach_mul_(momentum_buffers, recipe.momentum)
-            torch._foreach_add_(momentum_buffers, [p.grad for p in params])
-            torch._foreach_sub_(params, torch._foreach_mul(momentum_buffers, lr))
-            loss_sum.add_(loss.detach())
-
-    graph_wanted = device.type == "cuda" if use_graph is None else use_graph
-    result = TrainResult(model=model)
-    replay: Callable[[], None] = step
-    steps_per_epoch = len(data.train_y) // batch
-
+    run = TrainingRun(config, data, seed=seed, use_graph=use_graph)
     for epoch in range(1, epochs + 1):
-        # lr for this epoch (StepLR from lr_decay_start), fresh order and angles
-        lr.fill_(recipe.lr_at(epoch))
-        loss_sum.zero_()
-        order = torch.randperm(len(data.train_y), generator=generator, device=device)
-        angles = torch.rand(len(data.train_y), generator=generator, device=device) * 2 - 1
-        angles *= recipe.rotation
-        model.train()
-        _sync(device)
-        start = time.perf_counter()
-
-        # forward, backward, update over every full batch
-        for i in range(steps_per_epoch):
-            batch_index.copy_(order[i * batch : (i + 1) * batch])
-            batch_angle.copy_(angles[i * batch : (i + 1) * batch])
-            if graph_wanted and replay is step and i == WARMUP_STEPS:
-                replay, result.graph = _capture(step, device)
-                graph_wanted = result.graph
-            if graph_wanted and replay is step and i < WARMUP_STEPS:
-                _on_side_stream(step, device)
-            else:
-                replay()
-            # A diverged run stops within DIVERGENCE_CHECK steps, at the price of one sync per check.
-            if (i + 1) % DIVERGENCE_CHECK == 0 and not math.isfinite(loss_sum.item()):
-                raise DivergedError(f"training loss became {loss_sum.item()} in epoch {epoch}, step {i + 1}")
-        _sync(device)
-        seconds = time.perf_counter() - start
-
-        # evaluate, report, maybe stop
-        train_loss = loss_sum.item() / max(1, steps_per_epoch)
-        if not math.isfinite(train_loss):
-            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
-        model.eval()
-        stats = EpochStats(
-            epoch=epoch,
-            lr=recipe.lr_at(epoch),
-            train_loss=train_loss,
-            val_acc=evaluate(model, data.val_x, data.val_y),
-            test_acc=evaluate(model, data.test_x, data.test_y),
-            seconds=seconds,
-        )
-        result.history.append(stats)
+        run.begin_epoch(epoch)
+        while not run.epoch_done:
+            run.step()
+        stats = run.end_epoch()
         if on_epoch is not None and on_epoch(stats) and epoch < epochs:
-            result.stopped_early = True
+            run.result.stopped_early = True
             break
-    return result
+    return run.result
 
 
 @torch.inference_mode()
@@ -180,30 +254,51 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
     return correct.item() / max(1, len(labels))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _dropout_generator(device: torch.device) -> torch.Generator:
+    # On CPU the masks continue the stream that drew the weights, as nn.Dropout2d's did. On CUDA the
+    # generator gets a seed drawn from that stream: seeding it with the run's seed would make its masks
+    # mirror the data generator's numbers (same philox seed and offsets).
+    weights_stream = torch.Generator()
+    weights_stream.set_state(torch.get_rng_state())
+    if device.type == "cpu":
+        return weights_stream
+    seed = int(torch.randint(0, 2**62, (), generator=weights_stream))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
-def _on_side_stream(step: Callable[[], None], device: torch.device) -> None:
-    # Warm-up steps run off the default stream, as CUDA graph capture requires.
-    stream = torch.cuda.Stream(device)
-    stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        step()
-    torch.cuda.current_stream(device).wait_stream(stream)
-
-
-def _capture(step: Callable[[], None], device: torch.device) -> tuple[Callable[[], None], bool]:
+def _capture(
+    step: Callable[[], None],
+    device: torch.device,
+    stream: torch.cuda.Stream | None,
+    generators: list[torch.Generator],
+) -> tuple[Callable[[], None], bool]:
     global _graph_warned
     graph = torch.cuda.CUDAGraph()
     try:
-        with torch.cuda.graph(graph):
+        # A generator used inside a graph must be registered with it, so each replay advances its offset.
+        # Newer torch registers them by itself and warns that the call is a no-op.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for generator in generators:
+                graph.register_generator_state(generator)
+        with torch.cuda.graph(graph, stream=stream):
             step()
     except Exception as error:  # noqa: BLE001 - any capture failure falls back to the eager step
+        if _is_out_of_memory(error):
+            raise
         if not _graph_warned:
             warnings.warn(f"CUDA graph capture failed ({error}); training eagerly", stacklevel=2)
             _graph_warned = True
         torch.cuda.synchronize(device)
         return step, False
     return graph.replay, True
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """An OOM, also when a failed capture's clean-up raised over it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, torch.OutOfMemoryError):
+            return True
+        seen = seen.__context__
+    return False

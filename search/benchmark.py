@@ -1,4 +1,5 @@
-"""Epoch time of iteration 3: the project's trainer against the seed-style pipeline, same run.
+"""Epoch time of iteration 3: the project's trainer against the seed-style pipeline, same run; and the
+aggregate throughput (model-epochs/s) of K copies trained at once in one process.
 
 The seed-style pipeline is the usual notebook recipe: torchvision's MNIST dataset, PIL RandomRotation
 and ToTensor per image, a DataLoader with 2 workers, batch 128, torch.optim.SGD.
@@ -11,7 +12,7 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from mnist_arch.data import MEAN, STD, Mnist
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import build_model
-from mnist_arch.trainer import DeviceData, train
+from mnist_arch.trainer import DeviceData, TrainingRun, train
 
 SEED_BATCH = 128
 SEED_WORKERS = 2
@@ -34,6 +35,7 @@ class BenchResult:
     seed_sec_per_epoch: float
     project_sec_per_epoch: float
     graph: bool
+    levels: list[ConcurrentLevel] = field(default_factory=list)
 
     @property
     def speedup(self) -> float:
@@ -117,9 +119,54 @@ def _write_raw_mnist(data: Mnist, raw: Path) -> None:
         )
 
 
-def run_benchmark(data: Mnist, device: torch.device, epochs: int) -> BenchResult:
+@dataclass
+class ConcurrentLevel:
+    concurrency: int  # trials in flight
+    model_epochs_per_second: float  # all trials together
+    bytes_per_trial: int | None  # CUDA: peak allocation of the level over its trials
+
+
+def concurrent_throughput(data: DeviceData, concurrency: int, epochs: int) -> ConcurrentLevel:
+    """K copies of iteration 3 (seeds 0..K-1) interleaved step by step, as the concurrent search runs them.
+
+    Epochs from the second on are timed (the first holds warm-up and graph capture); evaluation after
+    each epoch is part of a model-epoch, as in a search.
+    """
+    device = data.train_x.device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    config = get_iteration("iteration-3").config
+    runs = [TrainingRun(config, data, seed=seed) for seed in range(concurrency)]
+    first_timed = min(2, epochs)
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        if epoch == first_timed:
+            start = time.perf_counter()
+        for run in runs:
+            run.begin_epoch(epoch)
+        while not runs[0].epoch_done:  # the same number of steps for every copy
+            for run in runs:
+                run.step()
+        for run in runs:
+            run.end_epoch()
+    seconds = time.perf_counter() - start
+    model_epochs = concurrency * (epochs - first_timed + 1)
+    peak = None
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) // concurrency
+    del runs
+    return ConcurrentLevel(concurrency, model_epochs / seconds, peak)
+
+
+def run_benchmark(
+    data: Mnist, device: torch.device, epochs: int, concurrency: tuple[int, ...] = ()
+) -> BenchResult:
     seed_times = seed_pipeline_epochs(data, device, epochs)
     project_times, graph = project_epochs(data, device, epochs)
+    on_device = DeviceData.from_mnist(data, device) if concurrency else None
     # The median keeps one-off costs (worker start-up, graph capture) out of the figure.
     return BenchResult(
         device_name(device),
@@ -128,6 +175,7 @@ def run_benchmark(data: Mnist, device: torch.device, epochs: int) -> BenchResult
         statistics.median(seed_times),
         statistics.median(project_times),
         graph,
+        [concurrent_throughput(on_device, k, epochs) for k in concurrency],
     )
 
 
@@ -146,15 +194,41 @@ def append_markdown(result: BenchResult, path: Path) -> None:
         f"{result.project_sec_per_epoch:.2f} | {'yes' if result.graph else 'no'} | "
         f"{result.speedup:.2f}x |\n"
     )
-    text = path.read_text()
-    marker = "\n## Single trial\n"
-    if marker in text:
-        head, tail = text.split(marker, 1)
-        table_end = _table_end(tail)
-        text = head + marker + tail[:table_end] + row + tail[table_end:]
-    else:
-        text += row
+    text = _append_row(path.read_text(), "\n## Single trial\n", row, "")
+    if result.levels:
+        single = result.levels[0].model_epochs_per_second if result.levels[0].concurrency == 1 else None
+        rows = "".join(_level_row(result, level, single) for level in result.levels)
+        text = _append_row(text, "\n## Concurrent trials\n", rows, CONCURRENT_HEADER)
     path.write_text(text)
+
+
+CONCURRENT_HEADER = (
+    "\n## Concurrent trials\n\nWritten by `mnist-arch bench --concurrency K,...`: K copies of iteration 3 "
+    "trained at once in one process, one step each in turn (on CUDA each with its own graph and stream); "
+    "aggregate model-epochs per second over the epochs after the first (evaluation included); peak "
+    "device memory per trial.\n\n"
+    "| date | device | torch | images | epochs | trials in flight | model-epochs/s | vs 1 in flight "
+    "| peak MiB per trial |\n|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def _level_row(result: BenchResult, level: ConcurrentLevel, single: float | None) -> str:
+    ratio = f"{level.model_epochs_per_second / single:.2f}x" if single else "-"
+    memory = f"{level.bytes_per_trial / 2**20:.0f}" if level.bytes_per_trial is not None else "-"
+    return (
+        f"| {datetime.date.today()} | {result.device_name} | {torch.__version__} | {result.images:,} | "
+        f"{result.epochs} | {level.concurrency} | {level.model_epochs_per_second:.3g} | {ratio} | "
+        f"{memory} |\n"
+    )
+
+
+def _append_row(text: str, marker: str, rows: str, header: str) -> str:
+    """`rows` after the last row of the section's table; the section (`header`) is added if missing."""
+    if marker not in text:
+        return text.rstrip("\n") + "\n" + header + rows if header else text + rows
+    head, tail = text.split(marker, 1)
+    table_end = _table_end(tail)
+    return head + marker + tail[:table_end] + rows + tail[table_end:]
 
 
 def _table_end(section: str) -> int:

@@ -11,7 +11,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
-from mnist_arch.trainer import DeviceData, EpochStats, train
+from mnist_arch.trainer import DeviceData, EpochStats, TrainResult, train
 from search.artifacts import publish_trial
 from space.budget import check_budget
 from space.space import SearchSpace
@@ -46,7 +46,17 @@ def trial_config(trial: optuna.Trial, space: SearchSpace) -> CandidateConfig:
     return config
 
 
-def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
+@dataclass(frozen=True)
+class PreparedTrial:
+    """What training one trial needs, once its config is drawn and within budget."""
+
+    config: CandidateConfig
+    seed: int
+    key: str  # "val_acc" | "test_acc": the value reported and returned
+
+
+def prepare_trial(trial: optuna.Trial, ctx: TrialContext) -> PreparedTrial:
+    """Config from the trial, budget check, descriptive attrs; raises OverBudget for a rejected draw."""
     config = trial_config(trial, ctx.space)
     budget = check_budget(config.arch, ctx.max_params)
     trial.set_user_attr("n_params", budget.n_params)
@@ -61,15 +71,27 @@ def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
     seed = ctx.seed + trial.number
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("device", ctx.data.train_x.device.type)  # `evaluate` reuses it
-    key = "val_acc" if ctx.objective == "val" else "test_acc"
+    return PreparedTrial(config, seed, "val_acc" if ctx.objective == "val" else "test_acc")
+
+
+def epoch_reporter(
+    trial: optuna.Trial, ctx: TrialContext, prepared: PreparedTrial
+) -> Callable[[EpochStats], bool]:
+    """Reports an epoch's accuracy to the trial; returns True where the pruner stops it."""
 
     def report(stats: EpochStats) -> bool:
-        trial.report(getattr(stats, key), stats.epoch)
+        trial.report(getattr(stats, prepared.key), stats.epoch)
         if ctx.on_epoch is not None:
-            ctx.on_epoch(trial, config, stats)
+            ctx.on_epoch(trial, prepared.config, stats)
         return trial.should_prune()
 
-    result = train(config, ctx.data, epochs=ctx.epochs, seed=seed, on_epoch=report)
+    return report
+
+
+def finish_trial(
+    trial: optuna.Trial, ctx: TrialContext, prepared: PreparedTrial, result: TrainResult
+) -> float:
+    """Result attrs; the objective value, or TrialPruned where the run was stopped early."""
     last = result.history[-1]
     trial.set_user_attr("val_acc", last.val_acc)
     trial.set_user_attr("test_acc", last.test_acc)
@@ -80,5 +102,12 @@ def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
     trial.set_user_attr("cuda_graph", result.graph)
     if result.stopped_early:
         raise optuna.TrialPruned(f"pruned after epoch {last.epoch}")
-    publish_trial(trial, config, result, ctx.artifacts)
-    return getattr(last, key)
+    publish_trial(trial, prepared.config, result, ctx.artifacts)
+    return getattr(last, prepared.key)
+
+
+def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
+    prepared = prepare_trial(trial, ctx)
+    report = epoch_reporter(trial, ctx, prepared)
+    result = train(prepared.config, ctx.data, epochs=ctx.epochs, seed=prepared.seed, on_epoch=report)
+    return finish_trial(trial, ctx, prepared, result)

@@ -16,18 +16,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="time the trainer against the seed-style pipeline",
         description="Times epochs of iteration 3 with mnist-arch's trainer and with the seed-style "
-        "pipeline (torchvision + PIL rotation + DataLoader) in one run.",
+        "pipeline (torchvision + PIL rotation + DataLoader) in one run; with --concurrency, also the "
+        "aggregate model-epochs/s of K copies trained at once in one process.",
     )
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs of each (default: 3)")
     parser.add_argument("--out", default="BENCHMARKS.md", help="markdown file to append the row to")
+    parser.add_argument(
+        "--concurrency",
+        type=concurrency_levels,
+        default=(),
+        metavar="K,...",
+        help="also time K copies trained at once in one process, for each K (e.g. 1,4,16,32)",
+    )
     add_data_args(parser.add_argument_group("data and device"))
     parser.set_defaults(run=run)
+
+
+def concurrency_levels(text: str) -> tuple[int, ...]:
+    """'1,4,16' -> (1, 4, 16): positive integers, each once, in the order given."""
+    levels = tuple(positive_int(part.strip()) for part in text.split(","))
+    if len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"each level once, got {text!r}")
+    return levels
 
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     data = load_mnist(args.data, args.subset)
-    result = run_benchmark(data, device, args.epochs)
+    result = run_benchmark(data, device, args.epochs, args.concurrency)
     append_markdown(result, Path(args.out))
     print(f"device: {result.device_name}; {result.images:,} training images, {result.epochs} epochs")
     print(f"seed pipeline: {result.seed_sec_per_epoch:.2f} s/epoch")
@@ -35,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
         f"mnist-arch trainer: {result.project_sec_per_epoch:.2f} s/epoch"
         + (" (CUDA graph)" if result.graph else "")
     )
+    for level in result.levels:
+        memory = (
+            f", peak {level.bytes_per_trial / 2**20:.0f} MiB per trial"
+            if level.bytes_per_trial is not None
+            else ""
+        )
+        rate = f"{level.model_epochs_per_second:.3g} model-epochs/s"
+        print(f"{level.concurrency} trial(s) in flight: {rate}{memory}")
     print(f"results appended to {args.out}")
     print(f"speedup vs seed pipeline: {result.speedup:.2f}x")
     return 0

@@ -16,6 +16,7 @@ from search.commands.args import (
     positive_float,
     positive_int,
 )
+from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line, run_concurrent
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import run_search, trained_count
@@ -84,8 +85,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, default=15, help="epochs per trial (15)")
+    training.add_argument(
+        "--concurrency",
+        type=concurrency_arg,
+        default=None,
+        metavar="K",
+        help="trials trained at once in this process: a number, or auto (default: auto, which is "
+        f"up to {AUTO_CONCURRENCY} on CUDA, capped by free memory, and 1 on CPU)",
+    )
     add_data_args(training)
     parser.set_defaults(run=run)
+
+
+def concurrency_arg(text: str) -> int | None:
+    """'auto' -> None; else a positive integer."""
+    return None if text == "auto" else positive_int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,14 +173,28 @@ def _search_here(args, console, study, space, device, mnist, max_params, done) -
             on_epoch=progress.on_epoch,
             artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
         )
-        stats = run_search(
-            study,
-            ctx,
-            n_trials=args.trials,
-            timeout=args.timeout,
-            on_trial_done=progress.on_trial_done,
-            on_trial_failed=lambda trial: console.print(trial_line(trial)),
-        )
+        concurrency = args.concurrency or (None if device.type == "cuda" else 1)
+        if concurrency == 1:
+            stats = run_search(
+                study,
+                ctx,
+                n_trials=args.trials,
+                timeout=args.timeout,
+                on_trial_done=progress.on_trial_done,
+                on_trial_failed=lambda trial: console.print(trial_line(trial)),
+            )
+        else:
+            stats = run_concurrent(
+                study,
+                ctx,
+                n_trials=args.trials,
+                concurrency=concurrency,
+                timeout=args.timeout,
+                on_trial_done=progress.on_trial_done,
+                on_trial_failed=lambda trial: console.print(trial_line(trial)),
+            )
+    if isinstance(stats, ConcurrentStats):
+        console.print(concurrency_line(stats), soft_wrap=True)
     drawn = stats.trained + stats.rejected
     if drawn:
         console.print(
