@@ -6,7 +6,15 @@ from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATION_NAMES, ITERATIONS, Iteration, get_iteration
 from mnist_arch.model import build_model, count_params, describe, receptive_field, summary_text
-from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, TrainingRun, TrainResult, train
+from mnist_arch.trainer import (
+    DeviceData,
+    DivergedError,
+    EpochStats,
+    TrainingRun,
+    TrainResult,
+    train,
+    train_together,
+)
 
 __all__ = [
     "ArchConfig",
@@ -32,4 +40,5 @@ __all__ = [
     "resolve_device",
     "summary_text",
     "train",
+    "train_together",
 ]

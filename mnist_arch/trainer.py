@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -242,6 +242,41 @@ def train(
             run.result.stopped_early = True
             break
     return run.result
+
+
+def train_together(
+    jobs: Sequence[tuple[CandidateConfig, int]],
+    data: DeviceData,
+    *,
+    epochs: int,
+    on_epoch: Callable[[int, EpochStats], None] | None = None,
+    in_flight: int = 32,
+) -> list[TrainResult]:
+    """Train each (config, seed) for `epochs`, up to `in_flight` runs interleaved step by step.
+
+    Each result equals `train(config, data, epochs=epochs, seed=seed)`'s (exactly on CPU); on CUDA the
+    runs' graphs overlap on their streams. `on_epoch(job_index, stats)` sees every epoch's end.
+    """
+    results: list[TrainResult | None] = [None] * len(jobs)
+    for first in range(0, len(jobs), in_flight):
+        runs = {
+            index: TrainingRun(config, data, seed=seed)
+            for index, (config, seed) in enumerate(jobs[first : first + in_flight], start=first)
+        }
+        for epoch in range(1, epochs + 1):
+            for run in runs.values():
+                run.begin_epoch(epoch)
+            while not all(run.epoch_done for run in runs.values()):
+                for run in runs.values():
+                    if not run.epoch_done:
+                        run.step()
+            for index, run in runs.items():
+                stats = run.end_epoch()
+                if on_epoch is not None:
+                    on_epoch(index, stats)
+        for index, run in runs.items():
+            results[index] = run.result
+    return [result for result in results if result is not None]
 
 
 @torch.inference_mode()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import optuna
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.trainer import DeviceData, EpochStats, train
+from mnist_arch.trainer import DeviceData, EpochStats, train_together
 
 PREFIX = "confirm:"
+IN_FLIGHT = 32  # runs trained interleaved at once
 
 
 @dataclass(frozen=True)
@@ -76,24 +77,34 @@ def confirm(
     subset: int | None,
     on_epoch: Callable[[ConfirmJob, int, EpochStats], None] | None = None,
 ) -> dict[str, Confirmation]:
-    """Train every missing (job, seed) run, store each as soon as it ends; label -> seeds 0..seeds-1."""
-    for job, seed in missing_seeds(study, jobs, seeds, epochs, subset):
+    """Train every missing (job, seed) run, store them chunk by chunk; label -> seeds 0..seeds-1.
 
-        def report(stats: EpochStats, job: ConfirmJob = job, seed: int = seed) -> bool:
+    The runs of a chunk train interleaved (on CUDA their graphs overlap), each exactly as alone."""
+    missing = missing_seeds(study, jobs, seeds, epochs, subset)
+    for first in range(0, len(missing), IN_FLIGHT):
+        chunk = missing[first : first + IN_FLIGHT]
+
+        def report(index: int, stats: EpochStats, chunk: list = chunk) -> None:
             if on_epoch is not None:
-                on_epoch(job, seed, stats)
-            return False
+                on_epoch(chunk[index][0], chunk[index][1], stats)
 
-        result = train(job.config, data, epochs=epochs, seed=seed, on_epoch=report)
-        key = attr_key(job.label, epochs, subset)
-        runs = stored_runs(study, key)
-        last = result.history[-1]
-        runs[str(seed)] = {
-            "test_acc": last.test_acc,
-            "val_acc": last.val_acc,
-            "device": data.train_x.device.type,
-        }
-        study.set_user_attr(key, {"epochs": epochs, "subset": subset, "runs": runs})
+        results = train_together(
+            [(job.config, seed) for job, seed in chunk],
+            data,
+            epochs=epochs,
+            on_epoch=report,
+            in_flight=IN_FLIGHT,
+        )
+        for (job, seed), result in zip(chunk, results, strict=True):
+            key = attr_key(job.label, epochs, subset)
+            runs = stored_runs(study, key)
+            last = result.history[-1]
+            runs[str(seed)] = {
+                "test_acc": last.test_acc,
+                "val_acc": last.val_acc,
+                "device": data.train_x.device.type,
+            }
+            study.set_user_attr(key, {"epochs": epochs, "subset": subset, "runs": runs})
     return {job.label: load(study, job.label, seeds, epochs, subset) for job in jobs}
 
 
