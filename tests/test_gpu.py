@@ -48,7 +48,17 @@ def test_the_step_runs_as_a_graph_and_dropout_masks_change(gpu_data) -> None:
     assert stats.val_acc > 0.5  # one epoch of 10,000 images: it learns
 
 
-def test_interleaved_runs_on_streams_match_independent_runs(gpu_data) -> None:
+@pytest.fixture
+def deterministic_cudnn():
+    """cuDNN's nondeterministic kernels alone move a run's loss by a few percent; without them a
+    run is bit-reproducible, so any difference left would come from runs sharing state."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def test_interleaved_runs_on_streams_equal_independent_runs(gpu_data, deterministic_cudnn) -> None:
     alone = [train(ITERATION_3, gpu_data, epochs=2, seed=seed) for seed in (3, 4)]
     assert all(result.graph for result in alone)
     runs = [TrainingRun(ITERATION_3, gpu_data, seed=seed) for seed in (3, 3, 4)]
@@ -61,11 +71,12 @@ def test_interleaved_runs_on_streams_match_independent_runs(gpu_data) -> None:
         for run in runs:
             run.end_epoch()
     assert all(run.result.graph for run in runs)
-    for run, reference in zip(runs, (alone[0], alone[0], alone[1]), strict=True):
-        for mine, theirs in zip(run.result.history, reference.history, strict=True):
-            # equal up to the GPU's nondeterministic reductions
-            assert mine.val_acc == pytest.approx(theirs.val_acc, abs=0.01)
-            assert mine.train_loss == pytest.approx(theirs.train_loss, rel=0.05)
+
+    def curve(result):
+        return [(e.train_loss, e.val_acc, e.test_acc) for e in result.history]
+
+    assert [curve(run.result) for run in runs] == [curve(alone[0]), curve(alone[0]), curve(alone[1])]
+    assert curve(alone[0]) != curve(alone[1])
 
 
 def new_study() -> optuna.Study:
@@ -94,7 +105,8 @@ def test_out_of_memory_fails_one_trial_alone(gpu_data) -> None:
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "out of memory"
-    assert trained_count(study) == 3 and stats.max_in_flight == 3
+    # in flight together when the OOM struck; the cap then drops to the trials still running
+    assert trained_count(study) == 3 and stats.max_in_flight >= 2
     assert stats.bytes_per_trial is not None and stats.bytes_per_trial > 0
 
 
