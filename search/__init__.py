@@ -1,7 +1,7 @@
 """The study: objective, search loop, storage, result table and the `mnist-arch` CLI."""
 
 from search.artifacts import artifact_dir_for, open_artifact_store, publish_trial
-from search.concurrent import ConcurrentStats, run_concurrent
+from search.concurrent import ConcurrentStats, run_concurrent, run_trials
 from search.config_file import ExportedConfig, load_config_file
 from search.export import load_export, write_export
 from search.heartbeat import beating, fail_stale
@@ -53,6 +53,7 @@ __all__ = [
     "run_concurrent",
     "run_search",
     "run_trial",
+    "run_trials",
     "tell_outcome",
     "trained_count",
     "write_export",

@@ -17,15 +17,14 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from mnist_arch.errors import UsageError
 from mnist_arch.trainer import EpochStats, TrainingRun
 from search.heartbeat import beating, fail_stale
 from search.interrupts import check_interrupt, interruptible
 from search.loop import (
-    MAX_CONSECUTIVE_REJECTS,
     LoopStats,
     _ask,
     _claim,
+    run_search,
     tell_outcome,
     trained_and_running,
 )
@@ -122,7 +121,6 @@ def run_concurrent(
     limit = ConcurrencyLimit(device, concurrency)
     start = time.monotonic()
     slots: list[_Slot] = []
-    consecutive_rejects = 0
     refill = True  # the storage is asked for the trained count only when a slot has come free
 
     def done(slot: _Slot, value: float | None = None, error: BaseException | None = None) -> None:
@@ -142,16 +140,7 @@ def run_concurrent(
         if outcome.fatal:
             assert error is not None
             raise error
-        if outcome.trained:
-            stats.trained += 1
-            stats.pruned += outcome.kind == "pruned"
-            stats.diverged += outcome.kind == "diverged"
-            if on_trial_done is not None:
-                on_trial_done(outcome.trial)
-        elif outcome.trial is not None:
-            stats.failed += 1
-            if on_trial_failed is not None:
-                on_trial_failed(outcome.trial)
+        stats.count(outcome, on_trial_done, on_trial_failed)
 
     try:
         while True:
@@ -173,15 +162,8 @@ def run_concurrent(
                     prepared = prepare_trial(trial, ctx)
                 except OverBudget as error:
                     tell_outcome(study, trial, error=error)
-                    stats.rejected += 1
-                    consecutive_rejects += 1
-                    if consecutive_rejects >= MAX_CONSECUTIVE_REJECTS:
-                        raise UsageError(
-                            f"{MAX_CONSECUTIVE_REJECTS} draws in a row were over --max-params "
-                            f"{ctx.max_params:,}; raise the budget or narrow the space"
-                        ) from None
+                    stats.reject(ctx.max_params)
                     continue
-                consecutive_rejects = 0
                 heartbeat = contextlib.ExitStack()
                 heartbeat.enter_context(beating(study, trial))
                 slot = _Slot(trial, prepared, epoch_reporter(trial, ctx, prepared), heartbeat)
@@ -240,4 +222,25 @@ def concurrency_line(stats: ConcurrentStats) -> str:
         f"{stats.model_epochs} model-epochs in {stats.seconds:.1f} s: "
         f"{stats.model_epochs_per_second:.2f} model-epochs/s, up to {stats.max_in_flight} trials in flight"
         f"{memory}"
+    )
+
+
+def run_trials(
+    study: optuna.Study,
+    ctx: TrialContext,
+    *,
+    n_trials: int,
+    concurrency: int | None,
+    timeout: float | None = None,
+    on_trial_done: Callable[[FrozenTrial], None] | None = None,
+    on_trial_failed: Callable[[FrozenTrial], None] | None = None,
+) -> LoopStats:
+    """One trial at a time (the sequential loop), or several in flight; None: automatic, 1 on CPU."""
+    if concurrency is None and ctx.data.train_x.device.type != "cuda":
+        concurrency = 1
+    callbacks = dict(on_trial_done=on_trial_done, on_trial_failed=on_trial_failed)
+    if concurrency == 1:
+        return run_search(study, ctx, n_trials=n_trials, timeout=timeout, **callbacks)
+    return run_concurrent(
+        study, ctx, n_trials=n_trials, concurrency=concurrency, timeout=timeout, **callbacks
     )

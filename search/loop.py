@@ -140,6 +140,36 @@ class LoopStats:
     failed: int = 0  # out of memory (the search went on)
     given_back: int = 0  # asked while the study was already full
     requeued: int = 0  # trials of killed workers this worker failed and queued again
+    rejected_in_a_row: int = 0
+
+    def reject(self, max_params: int) -> None:
+        """Count an over-budget draw; a long streak means the space and the budget barely overlap."""
+        self.rejected += 1
+        self.rejected_in_a_row += 1
+        if self.rejected_in_a_row >= MAX_CONSECUTIVE_REJECTS:
+            raise UsageError(
+                f"{MAX_CONSECUTIVE_REJECTS} draws in a row were over --max-params "
+                f"{max_params:,}; raise the budget or narrow the space"
+            )
+
+    def count(
+        self,
+        outcome: Outcome,
+        on_trial_done: Callable[[FrozenTrial], None] | None = None,
+        on_trial_failed: Callable[[FrozenTrial], None] | None = None,
+    ) -> None:
+        """Count a told trial that was not rejected, and pass it to the matching callback."""
+        self.rejected_in_a_row = 0
+        if outcome.trained:
+            self.trained += 1
+            self.pruned += outcome.kind == "pruned"
+            self.diverged += outcome.kind == DIVERGED
+            if on_trial_done is not None:
+                on_trial_done(outcome.trial)
+        elif outcome.trial is not None:
+            self.failed += 1
+            if on_trial_failed is not None:
+                on_trial_failed(outcome.trial)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:
@@ -173,7 +203,6 @@ def run_search(
     stats = LoopStats()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     start = time.monotonic()
-    consecutive_rejects = 0
     while True:
         check_interrupt()
         stats.requeued += len(fail_stale(study))
@@ -194,23 +223,7 @@ def run_search(
             trial.set_user_attr("worker", worker)  # host:pid, to trace a lost trial to its worker
             outcome = run_trial(study, trial, ctx)
         if outcome.kind == "rejected":
-            stats.rejected += 1
-            consecutive_rejects += 1
-            if consecutive_rejects >= MAX_CONSECUTIVE_REJECTS:
-                raise UsageError(
-                    f"{MAX_CONSECUTIVE_REJECTS} draws in a row were over --max-params "
-                    f"{ctx.max_params:,}; raise the budget or narrow the space"
-                )
+            stats.reject(ctx.max_params)
             continue
-        consecutive_rejects = 0
-        if outcome.trained:
-            stats.trained += 1
-            stats.pruned += outcome.kind == "pruned"
-            stats.diverged += outcome.kind == DIVERGED
-            if on_trial_done is not None:
-                on_trial_done(outcome.trial)
-        elif outcome.trial is not None:
-            stats.failed += 1
-            if on_trial_failed is not None:
-                on_trial_failed(outcome.trial)
+        stats.count(outcome, on_trial_done, on_trial_failed)
     return stats

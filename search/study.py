@@ -9,15 +9,17 @@ import optuna
 
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATIONS
+from search.pruners import ReportedMedianPruner
 from space.space import SearchSpace
 
 OBJECTIVES = {"val": "val_acc", "test": "test_acc"}
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """MedianPruner after the three baselines and a few warm-up epochs; Hyperband over epochs."""
+    """The median rule once three other trials reached an epoch, after a few warm-up epochs;
+    Hyperband over epochs."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=epochs // 5)
+        return ReportedMedianPruner(n_min_trials=3, n_warmup_steps=epochs // 5)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()

@@ -28,10 +28,10 @@ from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
 from search.artifacts import artifact_dir_for, open_artifact_store
-from search.concurrent import run_concurrent
+from search.concurrent import run_trials
 from search.heartbeat import fail_stale, heartbeat_from_env
 from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
-from search.loop import run_search, trained_count
+from search.loop import trained_count
 from search.objective import TrialContext
 from search.storage import mask_url, open_storage
 from search.study import make_pruner, open_study
@@ -173,17 +173,15 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
                 artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
             )
             print(f"{prefix} worker {worker_name()} on {device}", flush=True)
-            report = dict(
+            stats = run_trials(
+                study,
+                ctx,
+                n_trials=args.trials,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
                 on_trial_done=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),
                 on_trial_failed=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),
             )
-            concurrency = args.concurrency or (None if device.startswith("cuda") else 1)
-            if concurrency == 1:
-                stats = run_search(study, ctx, n_trials=args.trials, timeout=args.timeout, **report)
-            else:
-                stats = run_concurrent(
-                    study, ctx, n_trials=args.trials, concurrency=concurrency, timeout=args.timeout, **report
-                )
             print(
                 f"{prefix} done: {stats.trained} trained, {stats.rejected} over budget, "
                 f"{stats.failed} failed, {stats.requeued} lost trial(s) requeued",

@@ -16,10 +16,10 @@ from search.commands.args import (
     positive_float,
     positive_int,
 )
-from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line, run_concurrent
+from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line, run_trials
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
-from search.loop import run_search, trained_count
+from search.loop import trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress, wide_console
 from search.results import fault_lines, result_table
@@ -173,26 +173,15 @@ def _search_here(args, console, study, space, device, mnist, max_params, done) -
             on_epoch=progress.on_epoch,
             artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
         )
-        concurrency = args.concurrency or (None if device.type == "cuda" else 1)
-        if concurrency == 1:
-            stats = run_search(
-                study,
-                ctx,
-                n_trials=args.trials,
-                timeout=args.timeout,
-                on_trial_done=progress.on_trial_done,
-                on_trial_failed=lambda trial: console.print(trial_line(trial)),
-            )
-        else:
-            stats = run_concurrent(
-                study,
-                ctx,
-                n_trials=args.trials,
-                concurrency=concurrency,
-                timeout=args.timeout,
-                on_trial_done=progress.on_trial_done,
-                on_trial_failed=lambda trial: console.print(trial_line(trial)),
-            )
+        stats = run_trials(
+            study,
+            ctx,
+            n_trials=args.trials,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            on_trial_done=progress.on_trial_done,
+            on_trial_failed=lambda trial: console.print(trial_line(trial)),
+        )
     if isinstance(stats, ConcurrentStats):
         console.print(concurrency_line(stats), soft_wrap=True)
     drawn = stats.trained + stats.rejected
