@@ -33,3 +33,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A small slice of real MNIST as IDX files, for the worker and fault tests."""
+    from tests.search_procs import small_mnist
+
+    return small_mnist(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture
+def space(tmp_path) -> str:
+    """The worker and fault tests' small search space, as a TOML file."""
+    from tests.search_procs import SMALL_SPACE
+
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_SPACE)
+    return str(path)

@@ -25,19 +25,9 @@ ITERATION_3 = ITERATIONS[2].config
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    folder = os.environ.get("MNIST_ARCH_DATA")
-    if not folder:
-        if os.environ.get("CI"):
-            pytest.fail("MNIST_ARCH_DATA must point at the MNIST IDX files in CI")
-        pytest.skip("set MNIST_ARCH_DATA to a folder with the MNIST IDX files to run this test")
-    return Path(folder)
-
-
-@pytest.fixture(scope="module")
-def tiny(data_dir) -> DeviceData:
+def tiny(mnist_dir) -> DeviceData:
     """400 training images (3 steps of 128); validation and test cut to 400 images to keep epochs cheap."""
-    data = DeviceData.from_mnist(load_mnist(data_dir, subset=400), torch.device("cpu"))
+    data = DeviceData.from_mnist(load_mnist(mnist_dir, subset=400), torch.device("cpu"))
     data.val_x, data.val_y = data.val_x[:400], data.val_y[:400]
     data.test_x, data.test_y = data.test_x[:400], data.test_y[:400]
     return data
@@ -136,10 +126,10 @@ def test_out_of_memory_fails_one_trial_alone(tiny) -> None:
     assert stats.trained == 3 and trained_count(study) == 3
 
 
-def test_search_cli_with_concurrency(tmp_path, data_dir) -> None:
+def test_search_cli_with_concurrency(tmp_path, mnist_dir) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = ["search", "--device", "cpu", "--storage", url, "--data", str(data_dir), "--subset", "300"]
+    args = ["search", "--device", "cpu", "--storage", url, "--data", str(mnist_dir), "--subset", "300"]
     args += ["--concurrency", "3", "--epochs", "1", "--trials", "3"]
     done = subprocess.run(
         [sys.executable, "-m", "search.cli", *args], env=env, capture_output=True, text=True, timeout=600

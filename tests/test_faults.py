@@ -6,7 +6,6 @@ import os
 import signal
 from urllib.parse import urlsplit, urlunsplit
 
-import pytest
 from optuna.trial import TrialState
 
 from search.cli import main
@@ -17,23 +16,10 @@ from tests.search_procs import (
     run,
     running,
     search_cmd,
-    small_mnist,
     start,
     trained,
     wait_for_training,
 )
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):  # noqa: ANN001, ANN201
-    return small_mnist(tmp_path_factory.mktemp("mnist"))
-
-
-@pytest.fixture
-def space(tmp_path):  # noqa: ANN001, ANN201
-    path = tmp_path / "small.toml"
-    path.write_text(SMALL_SPACE)
-    return str(path)
 
 
 def test_sigint_marks_running_trials_interrupted_and_rerun_resumes(data, space, tmp_path) -> None:  # noqa: ANN001

@@ -10,35 +10,20 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-import pytest
 from optuna.trial import TrialState
 
 from mnist_arch.iterations import ITERATION_NAMES
 from tests.search_procs import (
-    SMALL_SPACE,
     distinct_configs,
     load_trials,
     postgres_url,
     run,
     running,
     search_cmd,
-    small_mnist,
     start,
     trained,
     wait_for_training,
 )
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):  # noqa: ANN001, ANN201
-    return small_mnist(tmp_path_factory.mktemp("mnist"))
-
-
-@pytest.fixture
-def space(tmp_path):  # noqa: ANN001, ANN201
-    path = tmp_path / "small.toml"
-    path.write_text(SMALL_SPACE)
-    return str(path)
 
 
 def check_study(storage: str, study: str, n_trials: int) -> list:
