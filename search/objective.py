@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
 from mnist_arch.trainer import DeviceData, EpochStats, TrainResult, train
-from search.artifacts import publish_trial
+from search.artifacts import artifact_dir_for, open_artifact_store, publish_trial
 from space.budget import check_budget
 from space.space import SearchSpace
 
@@ -33,6 +34,26 @@ class TrialContext:
     seed: int
     on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None
     artifacts: FileSystemArtifactStore | None = None  # where complete trials keep weights, table, curve
+
+    @classmethod
+    def from_args(
+        cls,
+        args: argparse.Namespace,
+        space: SearchSpace,
+        data: DeviceData,
+        on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None,
+    ) -> TrialContext:
+        """The context of `mnist-arch search ARGS`, in this process or in a worker."""
+        return cls(
+            space,
+            data,
+            args.epochs,
+            args.max_params or space.spec.max_params,
+            args.objective,
+            args.seed,
+            on_epoch=on_epoch,
+            artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
+        )
 
 
 def trial_config(trial: optuna.Trial, space: SearchSpace) -> CandidateConfig:

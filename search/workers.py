@@ -27,7 +27,6 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.artifacts import artifact_dir_for, open_artifact_store
 from search.concurrent import run_trials
 from search.heartbeat import fail_stale, heartbeat_from_env
 from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
@@ -163,15 +162,7 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
                 worker=worker_name(),
             )
             mnist = load_mnist(args.data, args.subset)
-            ctx = TrialContext(
-                space,
-                DeviceData.from_mnist(mnist, torch.device(device)),
-                args.epochs,
-                args.max_params or space.spec.max_params,
-                args.objective,
-                args.seed,
-                artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
-            )
+            ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, torch.device(device)))
             print(f"{prefix} worker {worker_name()} on {device}", flush=True)
             stats = run_trials(
                 study,

@@ -8,7 +8,6 @@ from rich.console import Console
 
 from mnist_arch.data import load_mnist
 from mnist_arch.trainer import DeviceData
-from search.artifacts import artifact_dir_for, open_artifact_store
 from search.commands.args import (
     add_data_args,
     add_study_args,
@@ -149,7 +148,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         f"{len(mnist.train_labels):,} training images, budget {max_params:,} parameters"
     )
     if len(devices) == 1:
-        return _search_here(args, console, study, space, devices[0], mnist, max_params, done)
+        return _search_here(args, console, study, space, devices[0], mnist, done)
     del mnist  # each worker loads its own copy
     check_interrupt()
     code = run_workers(args, devices, study)
@@ -159,20 +158,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return code
 
 
-def _search_here(args, console, study, space, device, mnist, max_params, done) -> int:  # noqa: ANN001
+def _search_here(args, console, study, space, device, mnist, done) -> int:  # noqa: ANN001
     """One worker, in this process, with a live progress bar."""
     key = "val_acc" if args.objective == "val" else "test_acc"
     with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
-        ctx = TrialContext(
-            space,
-            DeviceData.from_mnist(mnist, device),
-            args.epochs,
-            max_params,
-            args.objective,
-            args.seed,
-            on_epoch=progress.on_epoch,
-            artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
-        )
+        ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, device), progress.on_epoch)
         stats = run_trials(
             study,
             ctx,
