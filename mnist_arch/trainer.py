@@ -120,7 +120,7 @@ class TrainingRun:
         with self._on_stream():
             torch.manual_seed(seed)  # weights, then the dropout generator's start
             self.model = build_model(config.arch).to(device)
-            self.dropout_generator = _dropout_generator(device)
+            self.dropout_generator = dropout_generator_after_weights(device)
             for index, module in enumerate(self.model.layers):
                 if isinstance(module, nn.Dropout2d):
                     self.model.layers[index] = Dropout2d(module.p, self.dropout_generator)
@@ -167,7 +167,7 @@ class TrainingRun:
             self.batch_angle.copy_(self._angles[i * b : (i + 1) * b])
             # WARMUP_STEPS eager steps, on this run's (side) stream as capture requires, then capture.
             if self._graph_wanted and i == WARMUP_STEPS:
-                self._replay, self.result.graph = _capture(
+                self._replay, self.result.graph = capture_step(
                     self._step, self.device, self.stream, [self.dropout_generator]
                 )
                 self._graph_wanted = False
@@ -289,7 +289,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
     return correct.item() / max(1, len(labels))
 
 
-def _dropout_generator(device: torch.device) -> torch.Generator:
+def dropout_generator_after_weights(device: torch.device) -> torch.Generator:
     # On CPU the masks continue the stream that drew the weights, as nn.Dropout2d's did. On CUDA the
     # generator gets a seed drawn from that stream: seeding it with the run's seed would make its masks
     # mirror the data generator's numbers (same philox seed and offsets).
@@ -301,7 +301,7 @@ def _dropout_generator(device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _capture(
+def capture_step(
     step: Callable[[], None],
     device: torch.device,
     stream: torch.cuda.Stream | None,

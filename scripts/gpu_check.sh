@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# One command for a CUDA machine: GPU tests, the concurrent benchmark, and a real concurrent search.
-# Each step is time-limited; logs (and the BENCHMARKS.md rows) go to $OUT (default /tmp/gpu_check).
-# The last lines printed are the table of figures.
+# One command for a CUDA machine: GPU tests, benchmarks of both engines, and real searches with each.
+# Usage: scripts/gpu_check.sh [PHASE...]
+#   default phases, in order of importance (worst case about 10 minutes in all):
+#     fused-search     a real search with --engine fused: the model-epochs/s figure that matters
+#     bench            seed pipeline, single trial, 1/8/32 separate trials in flight, 8/32/128 fused
+#     separate-search  the same search with --engine separate, for the ratio in the same run
+#     tests            tests/test_gpu.py and tests/test_gpu_fused.py
+#     engines          eager vs graph, 16 processes, fused vs separate accuracy over 5 seeds
+#   more: export (winner re-evaluated in a fresh process), confirm (5-seed report), workers (2 on 1 GPU)
+# Logs and the BENCHMARKS.md rows go to $OUT (default /tmp/gpu_check). The table of figures is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 COLUMNS=160
@@ -9,7 +16,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export MNIST_ARCH_DATA="${MNIST_ARCH_DATA:-.data/mnist}"
 OUT="${OUT:-/tmp/gpu_check}"
 mkdir -p "$OUT"
+cp BENCHMARKS.md "$OUT/BENCHMARKS.md" 2>/dev/null || true
 status=0
+phases=("$@")
+[ ${#phases[@]} -gt 0 ] || phases=(fused-search bench separate-search tests engines)
 
 step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     local name=$1 limit=$2
@@ -22,40 +32,49 @@ step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     [ "$rc" -eq 0 ] || status=1
 }
 
+search() {  # search ENGINE: 15-epoch trials on the full data, new ones started for 60 s
+    rm -f "/tmp/gpu-$1.db"
+    step "$1-search" 200 python -m search.cli search --device cuda --engine "$1" --concurrency auto \
+        --epochs 15 --trials 400 --timeout 60 --storage "sqlite:////tmp/gpu-$1.db"
+}
+
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 
-# (a) graph capture, streams equal to independent runs, OOM fails alone, memory cap
-step gpu-tests 150 python -m pytest -q -p no:cacheprovider tests/test_gpu.py
-
-# (b) seed pipeline, single trial, and 1/8/32 trials in flight
-cp BENCHMARKS.md "$OUT/BENCHMARKS.md" 2>/dev/null || true
-step bench 200 python -m search.cli bench --device cuda --epochs 3 --concurrency 1,8,32 --out "$OUT/BENCHMARKS.md"
-
-# (c) a real search, storage and pruning included, on the full data: 15 epochs, new trials for 150 s
-rm -f /tmp/gpu.db
-step search 240 python -m search.cli search --device cuda --concurrency auto --epochs 15 --trials 60 \
-    --timeout 150 --storage sqlite:////tmp/gpu.db
-
-# (d) the winner's CUDA-graph-trained weights, exported and re-evaluated in a fresh process: exact
-rm -rf /tmp/gpu-best
-step export 60 bash -c "python -m search.cli export --storage sqlite:////tmp/gpu.db --out /tmp/gpu-best \
-    && python -m search.cli evaluate --weights /tmp/gpu-best --json"
-
-# (e) seed confirmation: the winner and the three iterations, 5 seeds, 15 epochs, full training set
-step confirm 150 python -m search.cli report --storage sqlite:////tmp/gpu.db --top 1 --confirm-seeds 5 \
-    --epochs 15 --device cuda --out /tmp/gpu-report
-cp /tmp/gpu-report/report.md "$OUT/report.md" 2>/dev/null || true
-
-# (f) two worker processes sharing one GPU, each with trials in flight
-rm -f /tmp/gpu-workers.db
-step workers 90 python -m search.cli search --workers 2 --device auto --concurrency 4 --epochs 2 --trials 10 \
-    --subset 10000 --storage sqlite:////tmp/gpu-workers.db
+for phase in "${phases[@]}"; do
+    case $phase in
+    fused-search) search fused ;;
+    separate-search) search separate ;;
+    bench)
+        step bench 200 python -m search.cli bench --device cuda --epochs 2 --concurrency 1,8,32 \
+            --fused 8,32,128 --out "$OUT/BENCHMARKS.md" ;;
+    tests)
+        step tests 150 python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_gpu_fused.py ;;
+    engines)
+        step engines 150 python scripts/measure_engines.py --device cuda --out "$OUT/BENCHMARKS.md" ;;
+    export)
+        rm -rf /tmp/gpu-best
+        step export 60 bash -c "python -m search.cli export --storage sqlite:////tmp/gpu-fused.db \
+            --out /tmp/gpu-best && python -m search.cli evaluate --weights /tmp/gpu-best --json" ;;
+    confirm)
+        step confirm 150 python -m search.cli report --storage sqlite:////tmp/gpu-fused.db --top 1 \
+            --confirm-seeds 5 --epochs 15 --device cuda --out /tmp/gpu-report
+        cp /tmp/gpu-report/report.md "$OUT/report.md" 2>/dev/null || true ;;
+    workers)
+        rm -f /tmp/gpu-workers.db
+        step workers 90 python -m search.cli search --workers 2 --device auto --concurrency 4 --epochs 2 \
+            --trials 10 --subset 10000 --storage sqlite:////tmp/gpu-workers.db ;;
+    *) echo "unknown phase: $phase"; exit 2 ;;
+    esac
+done
 
 echo
 echo "=== figures"
-grep -h -E "^(device|seed pipeline|mnist-arch trainer|[0-9]+ trial\(s\) in flight|speedup)" "$OUT/bench.log"
-grep -h -E "model-epochs/s, up to" "$OUT/search.log" | sed 's/^/search: /'
-grep -h -E "^[0-9]+ passed|passed|failed" "$OUT/gpu-tests.log" | tail -1 | sed 's/^/gpu tests: /'
-grep -h -E '"matches"' "$OUT/export.log" | sed 's/^/export: /'
-grep -h -E "±" "$OUT/confirm.log" | head -8 | sed 's/^/confirm: /'
+show() { [ -f "$OUT/$1.log" ] && grep -h -E "$2" "$OUT/$1.log" | sed "s/^/$1: /"; }
+show fused-search "model-epochs/s, up to|trained, .* pruned"
+show separate-search "model-epochs/s, up to|trained, .* pruned"
+show bench "^(device|seed pipeline|mnist-arch trainer|[0-9]+ trial\(s\) (in flight|fused)|speedup)"
+show tests "passed|failed|error" | tail -1
+show engines "^\| 20"
+show export '"matches"'
+show confirm "±" | head -8
 exit $status

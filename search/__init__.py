@@ -1,9 +1,11 @@
 """The study: objective, search loop, storage, result table and the `mnist-arch` CLI."""
 
 from search.artifacts import artifact_dir_for, open_artifact_store, publish_trial
-from search.concurrent import ConcurrentStats, run_concurrent, run_trials
+from search.concurrent import ConcurrentStats, run_concurrent
 from search.config_file import ExportedConfig, load_config_file
+from search.engines import ENGINES, run_trials
 from search.export import load_export, write_export
+from search.fused_search import run_fused
 from search.heartbeat import beating, fail_stale
 from search.interrupts import Interrupted, interrupts_as_exceptions
 from search.loop import Outcome, is_trained, run_search, run_trial, tell_outcome, trained_count
@@ -23,6 +25,7 @@ from search.study import enqueue_baselines, make_pruner, open_study
 __all__ = [
     "ConcurrentStats",
     "DEFAULT_STORAGE",
+    "ENGINES",
     "ExportedConfig",
     "Heartbeat",
     "Interrupted",
@@ -51,6 +54,7 @@ __all__ = [
     "result_rows",
     "result_table",
     "run_concurrent",
+    "run_fused",
     "run_search",
     "run_trial",
     "run_trials",

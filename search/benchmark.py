@@ -1,5 +1,6 @@
 """Epoch time of iteration 3: the project's trainer against the seed-style pipeline, same run; and the
-aggregate throughput (model-epochs/s) of K copies trained at once in one process.
+aggregate throughput (model-epochs/s) of K copies trained at once in one process, as separate models
+or fused into one network.
 
 The seed-style pipeline is the usual notebook recipe: torchvision's MNIST dataset, PIL RandomRotation
 and ToTensor per image, a DataLoader with 2 workers, batch 128, torch.optim.SGD.
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_arch.data import MEAN, STD, Mnist
+from mnist_arch.fused import FusedBank, Member
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import build_model
 from mnist_arch.trainer import DeviceData, TrainingRun, train
@@ -36,6 +38,7 @@ class BenchResult:
     project_sec_per_epoch: float
     graph: bool
     levels: list[ConcurrentLevel] = field(default_factory=list)
+    fused: list[ConcurrentLevel] = field(default_factory=list)
 
     @property
     def speedup(self) -> float:
@@ -132,41 +135,85 @@ def concurrent_throughput(data: DeviceData, concurrency: int, epochs: int) -> Co
     Epochs from the second on are timed (the first holds warm-up and graph capture); evaluation after
     each epoch is part of a model-epoch, as in a search.
     """
-    device = data.train_x.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
     config = get_iteration("iteration-3").config
-    runs = [TrainingRun(config, data, seed=seed) for seed in range(concurrency)]
+    with _measured(data.train_x.device) as memory:
+        runs = [TrainingRun(config, data, seed=seed) for seed in range(concurrency)]
+        seconds = _timed_epochs(
+            epochs,
+            begin=lambda epoch: [run.begin_epoch(epoch) for run in runs],
+            done=lambda: runs[0].epoch_done,  # the same number of steps for every copy
+            step=lambda: [run.step() for run in runs],
+            end=lambda: [run.end_epoch() for run in runs],
+        )
+    return _level(concurrency, epochs, seconds, memory)
+
+
+def fused_throughput(data: DeviceData, concurrency: int, epochs: int) -> ConcurrentLevel:
+    """K copies of iteration 3 (seeds 0..K-1) as one FusedBank; timed like `concurrent_throughput`."""
+    config = get_iteration("iteration-3").config
+    with _measured(data.train_x.device) as memory:
+        bank = FusedBank([Member.start(config, data, seed=seed) for seed in range(concurrency)], data)
+        seconds = _timed_epochs(
+            epochs,
+            begin=lambda epoch: bank.begin_epoch(),
+            done=lambda: bank.epoch_done,
+            step=bank.step,
+            end=bank.end_epoch,
+        )
+    return _level(concurrency, epochs, seconds, memory)
+
+
+def _timed_epochs(epochs: int, *, begin, done, step, end) -> float:  # noqa: ANN001
+    """Seconds of the epochs from the second on (all of them if there is one)."""
     first_timed = min(2, epochs)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         if epoch == first_timed:
             start = time.perf_counter()
-        for run in runs:
-            run.begin_epoch(epoch)
-        while not runs[0].epoch_done:  # the same number of steps for every copy
-            for run in runs:
-                run.step()
-        for run in runs:
-            run.end_epoch()
-    seconds = time.perf_counter() - start
-    model_epochs = concurrency * (epochs - first_timed + 1)
-    peak = None
-    if device.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated(device) - base) // concurrency
-    del runs
+        begin(epoch)
+        while not done():
+            step()
+        end()
+    return time.perf_counter() - start
+
+
+class _measured:
+    """Peak CUDA memory allocated inside the block, above what was allocated before it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak = device, None
+
+    def __enter__(self) -> _measured:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+
+
+def _level(concurrency: int, epochs: int, seconds: float, memory: _measured) -> ConcurrentLevel:
+    model_epochs = concurrency * (epochs - min(2, epochs) + 1)
+    peak = memory.peak // concurrency if memory.peak is not None else None
     return ConcurrentLevel(concurrency, model_epochs / seconds, peak)
 
 
 def run_benchmark(
-    data: Mnist, device: torch.device, epochs: int, concurrency: tuple[int, ...] = ()
+    data: Mnist,
+    device: torch.device,
+    epochs: int,
+    concurrency: tuple[int, ...] = (),
+    fused: tuple[int, ...] = (),
 ) -> BenchResult:
+    if fused and 1 not in concurrency:
+        concurrency = (1, *concurrency)  # the fused rows' baseline: one trial, evaluation included
     seed_times = seed_pipeline_epochs(data, device, epochs)
     project_times, graph = project_epochs(data, device, epochs)
-    on_device = DeviceData.from_mnist(data, device) if concurrency else None
+    on_device = DeviceData.from_mnist(data, device) if concurrency or fused else None
     # The median keeps one-off costs (worker start-up, graph capture) out of the figure.
     return BenchResult(
         device_name(device),
@@ -176,6 +223,7 @@ def run_benchmark(
         statistics.median(project_times),
         graph,
         [concurrent_throughput(on_device, k, epochs) for k in concurrency],
+        [fused_throughput(on_device, k, epochs) for k in fused],
     )
 
 
@@ -199,6 +247,10 @@ def append_markdown(result: BenchResult, path: Path) -> None:
         single = result.levels[0].model_epochs_per_second if result.levels[0].concurrency == 1 else None
         rows = "".join(_level_row(result, level, single) for level in result.levels)
         text = _append_row(text, "\n## Concurrent trials\n", rows, CONCURRENT_HEADER)
+    if result.fused:
+        single = next(level.model_epochs_per_second for level in result.levels if level.concurrency == 1)
+        rows = "".join(_level_row(result, level, single) for level in result.fused)
+        text = _append_row(text, "\n## Fused trials\n", rows, FUSED_HEADER)
     path.write_text(text)
 
 
@@ -208,6 +260,16 @@ CONCURRENT_HEADER = (
     "aggregate model-epochs per second over the epochs after the first (evaluation included); peak "
     "device memory per trial.\n\n"
     "| date | device | torch | images | epochs | trials in flight | model-epochs/s | vs 1 in flight "
+    "| peak MiB per trial |\n|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+FUSED_HEADER = (
+    "\n## Fused trials\n\nWritten by `mnist-arch bench --fused K,...`: K copies of iteration 3 trained as "
+    "one network (grouped convolutions, one bank; on CUDA one graph); aggregate model-epochs per second "
+    "over the epochs after the first (evaluation included), against one trial in flight in the same "
+    "run; peak device memory per trial.\n\n"
+    "| date | device | torch | images | epochs | trials fused | model-epochs/s | vs 1 in flight "
     "| peak MiB per trial |\n|---|---|---|---|---|---|---|---|---|\n"
 )
 

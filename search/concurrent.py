@@ -24,7 +24,6 @@ from search.loop import (
     LoopStats,
     _ask,
     _claim,
-    run_search,
     tell_outcome,
     trained_and_running,
 )
@@ -222,25 +221,4 @@ def concurrency_line(stats: ConcurrentStats) -> str:
         f"{stats.model_epochs} model-epochs in {stats.seconds:.1f} s: "
         f"{stats.model_epochs_per_second:.2f} model-epochs/s, up to {stats.max_in_flight} trials in flight"
         f"{memory}"
-    )
-
-
-def run_trials(
-    study: optuna.Study,
-    ctx: TrialContext,
-    *,
-    n_trials: int,
-    concurrency: int | None,
-    timeout: float | None = None,
-    on_trial_done: Callable[[FrozenTrial], None] | None = None,
-    on_trial_failed: Callable[[FrozenTrial], None] | None = None,
-) -> LoopStats:
-    """One trial at a time (the sequential loop), or several in flight; None: automatic, 1 on CPU."""
-    if concurrency is None and ctx.data.train_x.device.type != "cuda":
-        concurrency = 1
-    callbacks = dict(on_trial_done=on_trial_done, on_trial_failed=on_trial_failed)
-    if concurrency == 1:
-        return run_search(study, ctx, n_trials=n_trials, timeout=timeout, **callbacks)
-    return run_concurrent(
-        study, ctx, n_trials=n_trials, concurrency=concurrency, timeout=timeout, **callbacks
     )

@@ -27,7 +27,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.concurrent import run_trials
+from search.engines import run_trials
 from search.heartbeat import fail_stale, heartbeat_from_env
 from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
 from search.loop import trained_count
@@ -169,6 +169,7 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
                 ctx,
                 n_trials=args.trials,
                 concurrency=args.concurrency,
+                engine=args.engine,
                 timeout=args.timeout,
                 on_trial_done=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),
                 on_trial_failed=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),

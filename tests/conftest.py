@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,3 +52,13 @@ def space(tmp_path) -> str:
     path = tmp_path / "small.toml"
     path.write_text(SMALL_SPACE)
     return str(path)
+
+
+@pytest.fixture
+def deterministic_cudnn():
+    """cuDNN's nondeterministic kernels alone move a run's loss by a few percent; without them a
+    run is bit-reproducible, so any difference left would come from runs sharing state."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved

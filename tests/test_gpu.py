@@ -48,16 +48,6 @@ def test_the_step_runs_as_a_graph_and_dropout_masks_change(gpu_data) -> None:
     assert stats.val_acc > 0.5  # one epoch of 10,000 images: it learns
 
 
-@pytest.fixture
-def deterministic_cudnn():
-    """cuDNN's nondeterministic kernels alone move a run's loss by a few percent; without them a
-    run is bit-reproducible, so any difference left would come from runs sharing state."""
-    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    yield
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
-
-
 def test_interleaved_runs_on_streams_equal_independent_runs(gpu_data, deterministic_cudnn) -> None:
     alone = [train(ITERATION_3, gpu_data, epochs=2, seed=seed) for seed in (3, 4)]
     assert all(result.graph for result in alone)

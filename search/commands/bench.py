@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
-from search.benchmark import append_markdown, run_benchmark
+from search.benchmark import ConcurrentLevel, append_markdown, run_benchmark
 from search.commands.args import add_data_args, positive_int
 
 
@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time the trainer against the seed-style pipeline",
         description="Times epochs of iteration 3 with mnist-arch's trainer and with the seed-style "
         "pipeline (torchvision + PIL rotation + DataLoader) in one run; with --concurrency, also the "
-        "aggregate model-epochs/s of K copies trained at once in one process.",
+        "aggregate model-epochs/s of K copies trained at once in one process, and with --fused, of K "
+        "copies fused into one network.",
     )
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs of each (default: 3)")
     parser.add_argument("--out", default="BENCHMARKS.md", help="markdown file to append the row to")
@@ -27,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=(),
         metavar="K,...",
         help="also time K copies trained at once in one process, for each K (e.g. 1,4,16,32)",
+    )
+    parser.add_argument(
+        "--fused",
+        type=concurrency_levels,
+        default=(),
+        metavar="K,...",
+        help="also time K copies trained as one fused network (grouped convolutions), for each K",
     )
     add_data_args(parser.add_argument_group("data and device"))
     parser.set_defaults(run=run)
@@ -43,7 +51,7 @@ def concurrency_levels(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     data = load_mnist(args.data, args.subset)
-    result = run_benchmark(data, device, args.epochs, args.concurrency)
+    result = run_benchmark(data, device, args.epochs, args.concurrency, args.fused)
     append_markdown(result, Path(args.out))
     print(f"device: {result.device_name}; {result.images:,} training images, {result.epochs} epochs")
     print(f"seed pipeline: {result.seed_sec_per_epoch:.2f} s/epoch")
@@ -52,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
         + (" (CUDA graph)" if result.graph else "")
     )
     for level in result.levels:
-        memory = (
-            f", peak {level.bytes_per_trial / 2**20:.0f} MiB per trial"
-            if level.bytes_per_trial is not None
-            else ""
-        )
-        rate = f"{level.model_epochs_per_second:.3g} model-epochs/s"
-        print(f"{level.concurrency} trial(s) in flight: {rate}{memory}")
+        print(level_line(level, "in flight"))
+    for level in result.fused:
+        print(level_line(level, "fused"))
     print(f"results appended to {args.out}")
     print(f"speedup vs seed pipeline: {result.speedup:.2f}x")
     return 0
+
+
+def level_line(level: ConcurrentLevel, how: str) -> str:
+    """E.g. '32 trial(s) fused: 10.2 model-epochs/s, peak 20 MiB per trial'."""
+    memory = ""
+    if level.bytes_per_trial is not None:
+        memory = f", peak {level.bytes_per_trial / 2**20:.0f} MiB per trial"
+    return f"{level.concurrency} trial(s) {how}: {level.model_epochs_per_second:.3g} model-epochs/s{memory}"

@@ -15,7 +15,8 @@ from search.commands.args import (
     positive_float,
     positive_int,
 )
-from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line, run_trials
+from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
+from search.engines import ENGINES, run_trials
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import trained_count
@@ -91,6 +92,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="trials trained at once in this process: a number, or auto (default: auto, which is "
         f"up to {AUTO_CONCURRENCY} on CUDA, capped by free memory, and 1 on CPU)",
+    )
+    training.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="separate",
+        help="how trials in flight train: separate (each its own model; on CUDA its own graph and "
+        "stream) or fused (trials with one batch size and depth after the pool as one network of "
+        "grouped convolutions, padded to the widest; new trials join at epoch boundaries)",
     )
     add_data_args(training)
     parser.set_defaults(run=run)
@@ -168,6 +177,7 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
             ctx,
             n_trials=args.trials,
             concurrency=args.concurrency,
+            engine=args.engine,
             timeout=args.timeout,
             on_trial_done=progress.on_trial_done,
             on_trial_failed=lambda trial: console.print(trial_line(trial)),

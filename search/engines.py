@@ -1,0 +1,43 @@
+"""Which loop trains the search's trials: one at a time, several as separate models, or fused banks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from search.concurrent import run_concurrent
+from search.fused_search import run_fused
+from search.loop import LoopStats, run_search
+from search.objective import TrialContext
+
+# separate: every trial its own model (on CUDA its own graph and stream); fused: trials of one batch
+# size and depth after the pool train as one network with grouped convolutions.
+ENGINES = ("separate", "fused")
+
+
+def run_trials(
+    study: optuna.Study,
+    ctx: TrialContext,
+    *,
+    n_trials: int,
+    concurrency: int | None,
+    engine: str = "separate",
+    timeout: float | None = None,
+    on_trial_done: Callable[[FrozenTrial], None] | None = None,
+    on_trial_failed: Callable[[FrozenTrial], None] | None = None,
+) -> LoopStats:
+    """Trials until the study holds `n_trials`; concurrency None is automatic (1 on CPU)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}")
+    if concurrency is None and ctx.data.train_x.device.type != "cuda":
+        concurrency = 1
+    callbacks = dict(on_trial_done=on_trial_done, on_trial_failed=on_trial_failed)
+    if engine == "fused":
+        return run_fused(study, ctx, n_trials=n_trials, concurrency=concurrency, timeout=timeout, **callbacks)
+    if concurrency == 1:
+        return run_search(study, ctx, n_trials=n_trials, timeout=timeout, **callbacks)
+    return run_concurrent(
+        study, ctx, n_trials=n_trials, concurrency=concurrency, timeout=timeout, **callbacks
+    )
