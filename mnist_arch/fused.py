@@ -197,18 +197,7 @@ class FusedBank:
         ]
         self.pool = self._channel_mask(self.width2, [a.pool_before_gap for a in archs])
         self.rotate = self._row_mask([r.rotation > 0 for r in recipes])
-        self.dropout: dict[str, tuple[torch.Tensor, list[tuple[slice, float, torch.Generator]]]] = {}
-        for slot, member in enumerate(self.members):
-            for layer, width in _dropout_layers(member.config.arch):
-                if member.config.arch.dropout == 0:
-                    continue  # nn.Dropout2d with p = 0 draws nothing
-                bank_width = self.width1 if layer.startswith("b1") else self.width2
-                if layer not in self.dropout:
-                    ones = torch.ones(self.batch, self.size * bank_width, 1, 1, device=device)
-                    self.dropout[layer] = (ones, [])
-                rows = slice(slot * bank_width, slot * bank_width + width)
-                keep = 1 - member.config.arch.dropout
-                self.dropout[layer][1].append((rows, keep, member.dropout_generator))
+        self._plan_dropout()
 
         n = len(self.data.train_y)
         self.order = torch.zeros(self.size, n, dtype=torch.long, device=device)
@@ -216,6 +205,59 @@ class FusedBank:
         self.batch_index = torch.zeros(self.size, self.batch, dtype=torch.long, device=device)
         self.batch_angle = torch.zeros(self.size, self.batch, device=device)
         self.loss_sum = torch.zeros(self.size, device=device)
+
+    def _plan_dropout(self) -> None:
+        """Each member's masks are drawn as its own run draws them: one (batch, its dropout channels)
+        draw per step from its generator (`DropoutMasks`). The draws sit one after another in one flat
+        buffer ending in a constant 1, and one gather lays them out as the bank's per-layer masks
+        (padding, skipped layers and members without dropout read the 1)."""
+        b = self.batch
+        self.draws_of: list[tuple[slice, float, torch.Generator]] = []  # region, keep, generator
+        keeps: list[torch.Tensor] = []
+        sources: dict[tuple[int, str], tuple[int, int, int]] = {}  # (slot, layer) -> start, row, width
+        offset = 0
+        for slot, member in enumerate(self.members):
+            arch = member.config.arch
+            layers = list(_dropout_layers(arch))
+            channels = sum(width for _, width in layers)
+            if arch.dropout == 0 or channels == 0:
+                continue  # nn.Dropout2d with p = 0 draws nothing
+            column = 0
+            for layer, width in layers:
+                sources[slot, layer] = (offset + column, channels, width)
+                column += width
+            self.draws_of.append(
+                (slice(offset, offset + b * channels), 1 - arch.dropout, member.dropout_generator)
+            )
+            keeps.append(torch.full((b * channels,), 1 - arch.dropout))
+            offset += b * channels
+        one = offset  # index of the constant 1
+        self.draws = torch.ones(offset + 1, device=self.device)
+        self.draw_keep = torch.cat([*keeps, torch.ones(1)]).to(self.device)
+        self.mask_columns: dict[str, slice] = {}
+        index_columns = []
+        layers = sorted({layer for _, layer in sources}, key=_layer_order)
+        for layer in layers:
+            width = self.width1 if layer.startswith("b1") else self.width2
+            index = torch.full((b, self.size * width), one, dtype=torch.long)
+            for slot in range(self.size):
+                if (slot, layer) in sources:
+                    start, row, count = sources[slot, layer]
+                    grid = torch.arange(b)[:, None] * row + torch.arange(count)[None, :] + start
+                    index[:, slot * width : slot * width + count] = grid
+            first = sum(column.shape[1] for column in index_columns)
+            self.mask_columns[layer] = slice(first, first + self.size * width)
+            index_columns.append(index)
+        self.mask_index = torch.cat(index_columns, 1).to(self.device) if index_columns else None
+        self.masks = torch.empty(0, device=self.device)
+
+    def _draw_masks(self) -> None:
+        if self.mask_index is None:
+            return
+        for region, keep, generator in self.draws_of:
+            self.draws[region].bernoulli_(keep, generator=generator)
+        self.draws.div_(self.draw_keep)
+        self.masks = self.draws[self.mask_index]
 
     def _channel_mask(
         self, width: int, chosen: list[bool], *, none_if_all_false: bool = False
@@ -318,10 +360,8 @@ class FusedBank:
             self.batch_index.copy_(self.order[:, i * b : (i + 1) * b])
             self.batch_angle.copy_(self.angles[:, i * b : (i + 1) * b])
             if self._graph_wanted and i == WARMUP_STEPS:
-                generators = [generator for _, draws in self.dropout.values() for _, _, generator in draws]
-                self._replay, self.graph = capture_step(
-                    self._step, self.device, self.stream, list(dict.fromkeys(generators))
-                )
+                generators = [generator for _, _, generator in self.draws_of]
+                self._replay, self.graph = capture_step(self._step, self.device, self.stream, generators)
                 self._graph_wanted = False
             self._replay()
             self.step_index += 1
@@ -382,6 +422,7 @@ class FusedBank:
     def _step(self) -> None:
         g, b = self.size, self.batch
         self.flat_grad.zero_()
+        self._draw_masks()
         x = self.data.train_x[self.batch_index.view(-1)]  # (G*B, 1, 28, 28): member after member
         if self.rotate is not None:
             turned = rotate(x, self.batch_angle.view(-1))
@@ -435,13 +476,8 @@ class FusedBank:
             momentum=BN_MOMENTUM,
             eps=BN_EPS,
         )
-        if training and layer in self.dropout:
-            masks, draws = self.dropout[layer]
-            for rows, keep, generator in draws:
-                # the member's own nn.Dropout2d mask: (batch, its channels, 1, 1), from its generator
-                noise = torch.empty(self.batch, rows.stop - rows.start, 1, 1, device=self.device)
-                masks[:, rows].copy_(noise.bernoulli_(keep, generator=generator).div_(keep))
-            z = z * masks
+        if training and layer in self.mask_columns:
+            z = z * self.masks[:, self.mask_columns[layer], None, None]
         return z
 
     def _find_diverged(self) -> list[int]:
@@ -478,6 +514,11 @@ def _dropout_layers(arch: ArchConfig) -> Iterator[tuple[str, int]]:
     for j, width in enumerate(arch.block2):
         if arch.last_dropout or j < len(arch.block2) - 1:
             yield f"b2.{j}", width
+
+
+def _layer_order(layer: str) -> tuple[int, int]:
+    block, index = layer.split(".")
+    return (block == "b2", int(index))
 
 
 def group_members(members: Sequence[Member], max_size: int) -> list[list[Member]]:

@@ -21,7 +21,7 @@ from torch import nn
 from mnist_arch.augment import rotate
 from mnist_arch.config import CandidateConfig
 from mnist_arch.data import Mnist, normalize
-from mnist_arch.model import Net, build_model
+from mnist_arch.model import Net, build_model, layer_plan
 
 EVAL_BATCH = 2000
 DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
@@ -80,25 +80,42 @@ class DeviceData:
 _graph_warned = False
 
 
-class Dropout2d(nn.Dropout2d):
-    """nn.Dropout2d drawing its channel masks from the run's own generator.
+class DropoutMasks:
+    """All Dropout2d masks of one training step, drawn at once from the run's own generator.
 
-    With a generator per run, runs interleaved in one process never take each other's random numbers,
-    so each trains exactly as it would alone. The masks are computed as ATen's feature dropout does.
+    One draw of shape (batch, channels of every Dropout2d layer, in forward order) per step: a run
+    interleaved with others never takes their random numbers, and the fused engine draws each
+    member's masks the same way, so a member gets exactly the masks of the run alone.
     """
 
-    def __init__(self, p: float, generator: torch.Generator) -> None:
+    def __init__(self, p: float, generator: torch.Generator, batch: int, device: torch.device) -> None:
+        self.keep, self.generator, self.batch, self.device = 1 - p, generator, batch, device
+        self.channels = 0
+        self.current = torch.empty(0, device=device)
+
+    def add_layer(self, channels: int) -> slice:
+        """The columns of the next layer's mask."""
+        columns = slice(self.channels, self.channels + channels)
+        self.channels += channels
+        return columns
+
+    def draw(self) -> None:
+        if self.keep < 1 and self.channels:
+            noise = torch.empty(self.batch, self.channels, device=self.device)
+            self.current = noise.bernoulli_(self.keep, generator=self.generator).div_(self.keep)
+
+
+class Dropout2d(nn.Dropout2d):
+    """nn.Dropout2d whose channel mask is its columns of the step's DropoutMasks draw."""
+
+    def __init__(self, p: float, masks: DropoutMasks, columns: slice) -> None:
         super().__init__(p)
-        self.generator = generator
+        self.masks, self.columns = masks, columns
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        if self.p >= 1:
-            return x * 0
-        keep = 1 - self.p
-        noise = x.new_empty(x.shape[0], x.shape[1], 1, 1).bernoulli_(keep, generator=self.generator)
-        return x * noise.div_(keep)
+        return x * self.masks.current[:, self.columns, None, None]
 
 
 class TrainingRun:
@@ -121,15 +138,17 @@ class TrainingRun:
             torch.manual_seed(seed)  # weights, then the dropout generator's start
             self.model = build_model(config.arch).to(device)
             self.dropout_generator = dropout_generator_after_weights(device)
-            for index, module in enumerate(self.model.layers):
-                if isinstance(module, nn.Dropout2d):
-                    self.model.layers[index] = Dropout2d(module.p, self.dropout_generator)
+            self.batch = min(config.train.batch_size, len(data.train_y))
+            self.masks = DropoutMasks(config.arch.dropout, self.dropout_generator, self.batch, device)
+            for index, layer in enumerate(layer_plan(config.arch)):
+                if layer.kind == "Dropout2d":
+                    columns = self.masks.add_layer(layer.out_channels)
+                    self.model.layers[index] = Dropout2d(layer.rate, self.masks, columns)
             self.params = list(self.model.parameters())
             self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
             self.lr = torch.tensor(config.train.lr, device=device)
             self.loss_sum = torch.zeros((), device=device)
             self.generator = torch.Generator(device=device).manual_seed(seed)  # data order and angles
-            self.batch = min(config.train.batch_size, len(data.train_y))
             self.batch_index = torch.zeros(self.batch, dtype=torch.long, device=device)
             self.batch_angle = torch.zeros(self.batch, device=device)
         self.steps_per_epoch = len(data.train_y) // self.batch
@@ -202,6 +221,7 @@ class TrainingRun:
     def _step(self) -> None:
         for p in self.params:
             p.grad = None
+        self.masks.draw()
         x = self.data.train_x[self.batch_index]
         if self.config.train.rotation > 0:
             x = rotate(x, self.batch_angle)
