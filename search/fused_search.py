@@ -35,6 +35,9 @@ from search.objective import (
 )
 
 BankFactory = Callable[[Sequence[Member], DeviceData], FusedBank]
+# Trials in flight on CUDA when not given. Banks are split by batch size and depth after the pool, so
+# more trials than the separate engine's 32 are needed to fill them.
+FUSED_AUTO_CONCURRENCY = 64
 
 
 @dataclass(eq=False)
@@ -66,6 +69,8 @@ def run_fused(
     """Train trials, up to `concurrency` at once (None: automatic), until the study holds `n_trials`."""
     stats = ConcurrentStats()
     device = ctx.data.train_x.device
+    if concurrency is None and device.type == "cuda":
+        concurrency = FUSED_AUTO_CONCURRENCY
     limit = ConcurrencyLimit(device, concurrency)
     start = time.monotonic()
     in_flight: list[_Entry] = []

@@ -17,6 +17,7 @@ from search.commands.args import (
 )
 from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
 from search.engines import ENGINES, run_trials
+from search.fused_search import FUSED_AUTO_CONCURRENCY
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import trained_count
@@ -91,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="trials trained at once in this process: a number, or auto (default: auto, which is "
-        f"up to {AUTO_CONCURRENCY} on CUDA, capped by free memory, and 1 on CPU)",
+        f"up to {AUTO_CONCURRENCY} on CUDA ({FUSED_AUTO_CONCURRENCY} with --engine fused), capped by free "
+        "memory, and 1 on CPU)",
     )
     training.add_argument(
         "--engine",
