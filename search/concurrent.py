@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import optuna
@@ -143,28 +143,11 @@ def run_concurrent(
 
     try:
         while True:
-            # fill free slots with newly asked trials (over-budget draws are told and redrawn)
+            # fill free slots with newly asked trials
             check_interrupt()
-            if refill:
-                stats.requeued += len(fail_stale(study))
-            while (
-                refill
-                and limit.allows(len(slots))
-                and (timeout is None or time.monotonic() - start < timeout)
-                and sum(trained_and_running(study)) < n_trials  # running: ours and other workers'
-            ):
-                trial = _ask(study)
-                if not _claim(study, trial, n_trials):
-                    stats.given_back += 1
-                    break
-                try:
-                    prepared = prepare_trial(trial, ctx)
-                except OverBudget as error:
-                    tell_outcome(study, trial, error=error)
-                    stats.reject(ctx.max_params)
-                    continue
-                heartbeat = contextlib.ExitStack()
-                heartbeat.enter_context(beating(study, trial))
+            room = lambda: limit.allows(len(slots))  # noqa: E731
+            asked = newly_asked(study, ctx, stats, n_trials, room, start, timeout) if refill else ()
+            for trial, prepared, heartbeat in asked:
                 slot = _Slot(trial, prepared, epoch_reporter(trial, ctx, prepared), heartbeat)
                 slots.append(slot)
                 try:
@@ -201,15 +184,54 @@ def run_concurrent(
                 else:
                     done(slot, value)
     except BaseException:
-        # trials still in flight end with the search, marked 'interrupted'
-        for slot in slots:
-            tell_outcome(study, slot.trial, error=KeyboardInterrupt("the search stopped"))
-            slot.heartbeat.close()
+        stop_in_flight(study, slots)
         raise
     finally:
         stats.seconds = time.monotonic() - start
         stats.bytes_per_trial = limit.bytes_per_trial
     return stats
+
+
+def stop_in_flight(study: optuna.Study, in_flight: list) -> None:
+    """Trials still in flight end with the search, marked 'interrupted'."""
+    for item in list(in_flight):
+        tell_outcome(study, item.trial, error=KeyboardInterrupt("the search stopped"))
+        item.heartbeat.close()
+
+
+def newly_asked(
+    study: optuna.Study,
+    ctx: TrialContext,
+    stats: LoopStats,
+    n_trials: int,
+    room: Callable[[], bool],
+    start: float,
+    timeout: float | None,
+) -> Iterator[tuple[optuna.Trial, PreparedTrial, contextlib.ExitStack]]:
+    """Trials to start while `room()`, time and the count allow: claimed, within the budget, beating.
+
+    Lost trials of other workers are requeued first. Over-budget draws are told and redrawn; a trial
+    asked when the study is already full is given back, and ends the filling.
+    """
+    stats.requeued += len(fail_stale(study))
+    while (
+        room()
+        and (timeout is None or time.monotonic() - start < timeout)
+        and sum(trained_and_running(study)) < n_trials  # running: ours and other workers'
+    ):
+        trial = _ask(study)
+        if not _claim(study, trial, n_trials):
+            stats.given_back += 1
+            return
+        try:
+            prepared = prepare_trial(trial, ctx)
+        except OverBudget as error:
+            tell_outcome(study, trial, error=error)
+            stats.reject(ctx.max_params)
+            continue
+        heartbeat = contextlib.ExitStack()
+        heartbeat.enter_context(beating(study, trial))
+        yield trial, prepared, heartbeat
 
 
 def concurrency_line(stats: ConcurrentStats) -> str:

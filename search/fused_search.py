@@ -21,17 +21,14 @@ from optuna.trial import FrozenTrial
 
 from mnist_arch.fused import FusedBank, Member, group_members
 from mnist_arch.trainer import DeviceData, DivergedError
-from search.concurrent import ConcurrencyLimit, ConcurrentStats
-from search.heartbeat import beating, fail_stale
+from search.concurrent import ConcurrencyLimit, ConcurrentStats, newly_asked, stop_in_flight
 from search.interrupts import check_interrupt, interruptible
-from search.loop import _ask, _claim, tell_outcome, trained_and_running
+from search.loop import tell_outcome
 from search.objective import (
-    OverBudget,
     PreparedTrial,
     TrialContext,
     epoch_reporter,
     finish_trial,
-    prepare_trial,
 )
 
 BankFactory = Callable[[Sequence[Member], DeviceData], FusedBank]
@@ -114,24 +111,8 @@ def run_fused(
         if not refill:
             return
         refill = False
-        stats.requeued += len(fail_stale(study))
-        while (
-            limit.allows(len(in_flight))
-            and (timeout is None or time.monotonic() - start < timeout)
-            and sum(trained_and_running(study)) < n_trials
-        ):
-            trial = _ask(study)
-            if not _claim(study, trial, n_trials):
-                stats.given_back += 1
-                break
-            try:
-                prepared = prepare_trial(trial, ctx)
-            except OverBudget as error:
-                tell_outcome(study, trial, error=error)
-                stats.reject(ctx.max_params)
-                continue
-            heartbeat = contextlib.ExitStack()
-            heartbeat.enter_context(beating(study, trial))
+        room = lambda: limit.allows(len(in_flight))  # noqa: E731
+        for trial, prepared, heartbeat in newly_asked(study, ctx, stats, n_trials, room, start, timeout):
             entry = _Entry(trial, prepared, epoch_reporter(trial, ctx, prepared), heartbeat)
             in_flight.append(entry)
             try:
@@ -226,10 +207,7 @@ def run_fused(
                 elif not banks:
                     cohorts.pop(batch, None)
     except BaseException:
-        # trials still in flight end with the search, marked 'interrupted'
-        for entry in list(in_flight):
-            tell_outcome(study, entry.trial, error=KeyboardInterrupt("the search stopped"))
-            entry.heartbeat.close()
+        stop_in_flight(study, in_flight)
         raise
     finally:
         stats.seconds = time.monotonic() - start

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from mnist_arch import ITERATIONS, DeviceData, TrainingRun, load_mnist, train
 from search.cli import main
 from search.concurrent import run_concurrent
+from search.fused_search import run_fused
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
 from space.space import SearchSpace
@@ -64,13 +65,12 @@ def new_study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
     return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
 
-def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny) -> None:
+@pytest.mark.parametrize("loop", [run_concurrent, run_fused], ids=["separate", "fused"])
+def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny, loop) -> None:
     # Every trial is below 99% after epoch 1: the threshold pruner stops each one there.
     study = new_study(optuna.pruners.ThresholdPruner(lower=0.99))
     done = []
-    stats = run_concurrent(
-        study, make_ctx(tiny, epochs=3), n_trials=7, concurrency=3, on_trial_done=done.append
-    )
+    stats = loop(study, make_ctx(tiny, epochs=3), n_trials=7, concurrency=3, on_trial_done=done.append)
     trained = [t for t in study.trials if "rejected" not in t.user_attrs]
     assert trained_count(study) == 7 and len(trained) == 7 and len(done) == 7
     assert stats.trained == 7 and stats.pruned == 7 and stats.max_in_flight == 3

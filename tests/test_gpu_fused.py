@@ -13,13 +13,13 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from mnist_arch import DeviceData, load_mnist, train
+from mnist_arch import DeviceData, train
 from mnist_arch.fused import FusedBank, Member, train_fused
 from search.fused_search import run_fused
 from search.loop import trained_count
 from search.objective import TrialContext
 from space.space import SearchSpace
-from tests.test_fused import MIXED, curve, float64, losses, state
+from tests.test_fused import MIXED, curve, float64, losses, state, tiny_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -30,16 +30,7 @@ def cuda_data(images: int, *, double: bool) -> DeviceData:
     folder = os.environ.get("MNIST_ARCH_DATA")
     if not folder:
         pytest.skip("set MNIST_ARCH_DATA to a folder with the MNIST IDX files to run this test")
-    data = DeviceData.from_mnist(load_mnist(Path(folder), subset=images), CUDA)
-    data.val_x, data.val_y = data.val_x[:1000], data.val_y[:1000]
-    data.test_x, data.test_y = data.test_x[:1000], data.test_y[:1000]
-    if double:
-        data.train_x, data.val_x, data.test_x = (
-            data.train_x.double(),
-            data.val_x.double(),
-            data.test_x.double(),
-        )
-    return data
+    return tiny_data(Path(folder), images=images, double=double, device="cuda")
 
 
 def test_bank_graph_members_train_as_alone(deterministic_cudnn) -> None:
