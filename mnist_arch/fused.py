@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mnist_arch.augment import rotate
 from mnist_arch.config import ArchConfig, CandidateConfig
-from mnist_arch.model import Net, build_model, layer_plan
+from mnist_arch.model import Net, build_model, conv_macs, layer_plan
 from mnist_arch.trainer import (
     DIVERGENCE_CHECK,
     EVAL_BATCH,
@@ -106,13 +106,10 @@ class FusedBank:
         self.size = len(archs)
         self.batch = self.members[0].batch
         self.steps_per_epoch = len(data.train_y) // self.batch
-        self.depth1 = max(len(a.block1) for a in archs)
-        self.depth2 = len(archs[0].block2)
-        self.transition = any(a.transition for a in archs)
-        self.width1 = max(max(a.block1) for a in archs)
-        self.width2 = max(max(a.block2) for a in archs)
-        if self.transition:  # an identity transition carries the block1 width into block2's
-            self.width2 = max([self.width2] + [a.block1[-1] for a in archs if not a.transition])
+        padded = padded_arch(archs)
+        self.depth1, self.depth2 = len(padded.block1), len(padded.block2)
+        self.width1, self.width2 = padded.block1[0], padded.block2[0]
+        self.transition = padded.transition
         self.classes = archs[0].num_classes
         self.live = [True] * self.size  # False once a member diverged: its slot then computes zeros
         self.graph = False
@@ -521,16 +518,50 @@ def _layer_order(layer: str) -> tuple[int, int]:
     return (block == "b2", int(index))
 
 
-def group_members(members: Sequence[Member], max_size: int) -> list[list[Member]]:
-    """Members split into banks: one bank key each, at most `max_size` members, similar widths together."""
+def padded_arch(archs: Sequence[ArchConfig]) -> ArchConfig:
+    """The one architecture every member of a bank is computed as: the widest, deepest of each part."""
+    transition = any(a.transition for a in archs)
+    width2 = max(max(a.block2) for a in archs)
+    if transition:  # an identity transition carries a member's block1 width into block2's
+        width2 = max([width2] + [a.block1[-1] for a in archs if not a.transition])
+    return ArchConfig(
+        block1=(max(max(a.block1) for a in archs),) * max(len(a.block1) for a in archs),
+        transition=transition,
+        block2=(width2,) * len(archs[0].block2),
+        pool_before_gap=any(a.pool_before_gap for a in archs),
+        dropout=0.0,
+    )
+
+
+def group_members(members: Sequence[Member], max_size: int, max_padding: float = 1.5) -> list[list[Member]]:
+    """Members split into banks of one bank key and at most `max_size` members each.
+
+    Within a key, members are taken narrowest first, and a new bank starts where the next member would
+    make the bank's padded convolutions cost over `max_padding` times what its members need alone:
+    fewer, fuller banks save launches, but padding costs arithmetic.
+    """
     by_key: dict[tuple[int, int], list[Member]] = {}
     for member in members:
         by_key.setdefault(member.bank_key, []).append(member)
-    banks = []
+    banks: list[list[Member]] = []
     for group in by_key.values():
-        group.sort(key=lambda m: (max(m.config.arch.block2), max(m.config.arch.block1)))
-        banks += [group[i : i + max_size] for i in range(0, len(group), max_size)]
+        group.sort(key=lambda m: _width_order(m.config.arch))
+        bank: list[Member] = []
+        for member in group:
+            grown = [*bank, member]
+            archs = [m.config.arch for m in grown]
+            too_padded = conv_macs(padded_arch(archs)) * len(grown) > max_padding * sum(map(conv_macs, archs))
+            if bank and (len(grown) > max_size or too_padded):
+                banks.append(bank)
+                grown = [member]
+            bank = grown
+        banks.append(bank)
     return banks
+
+
+def _width_order(arch: ArchConfig) -> tuple[int, int, int, bool]:
+    # the convs before the pool run on 28x28 maps: their width and depth dominate a model's cost
+    return (max(arch.block1), len(arch.block1), max(arch.block2), arch.transition)
 
 
 def train_fused(

@@ -118,6 +118,16 @@ def _module(layer: Layer) -> nn.Module:
     return nn.AdaptiveAvgPool2d(1)
 
 
+def conv_macs(arch: ArchConfig) -> int:
+    """Multiply-accumulates of the model's convolutions for one image (forward pass)."""
+    rows = layer_rows(arch)
+    return sum(
+        layer.in_channels * layer.out_channels * layer.kernel**2 * side * side
+        for layer, (_, (_, side, _), _) in zip(layer_plan(arch), rows, strict=True)
+        if layer.kind == "Conv2d"
+    )
+
+
 def layer_rows(arch: ArchConfig) -> list[tuple[str, tuple[int, int, int], int]]:
     """(name, output shape (C, H, W), params) per layer, numbered like torchsummary."""
     rows = []

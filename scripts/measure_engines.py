@@ -5,6 +5,9 @@ Rows (iteration 3, full training pool unless --subset):
   first);
 - N separate processes on the same device, one trial each (aggregate model-epochs/s over the span from
   the earliest second epoch to the last process's end);
+- a mix of K random in-budget draws of the default space, as a search's first wave is: aggregate
+  model-epochs/s as separate runs and as fused banks grouped with several padding limits (how much
+  more arithmetic than its members need alone a bank may do), with the banks' count and padding;
 - accuracy: S seeds for E epochs as separate runs (interleaved, as the concurrent search trains them)
   and as one fused bank: final test accuracy, mean and spread, and the difference of the means.
 
@@ -18,6 +21,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -30,8 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mnist_arch import DeviceData, get_iteration, load_mnist, train, train_together  # noqa: E402
-from mnist_arch.fused import train_fused  # noqa: E402
+from mnist_arch.fused import FusedBank, Member, group_members, padded_arch, train_fused  # noqa: E402
+from mnist_arch.model import conv_macs  # noqa: E402
+from mnist_arch.trainer import TrainingRun  # noqa: E402
 from search.benchmark import _append_row, device_name  # noqa: E402
+from space.budget import check_budget  # noqa: E402
+from space.space import SearchSpace  # noqa: E402
 
 HEADER = (
     "\n## Engine options\n\nWritten by `scripts/measure_engines.py`: iteration 3; single trials as s/epoch "
@@ -74,6 +82,43 @@ def separate_processes(args: argparse.Namespace, count: int) -> float:
     return count * (args.epochs - 1) / (end - start)
 
 
+def random_mix(count: int, seed: int = 0) -> list:
+    space, rng, configs = SearchSpace.load(None), random.Random(seed), []
+    while len(configs) < count:
+        config = space.random_config(rng)
+        if check_budget(config.arch, space.spec.max_params).fits:
+            configs.append(config)
+    return configs
+
+
+def mix_throughput(data: DeviceData, configs: list, max_padding: float | None, epochs: int = 2) -> tuple:
+    """Model-epochs/s of `configs` trained together for `epochs` (the first untimed); separate runs
+    when `max_padding` is None, else fused banks. Returns (rate, banks, padded/needed arithmetic)."""
+    if max_padding is None:
+        units = [TrainingRun(config, data, seed=seed) for seed, config in enumerate(configs)]
+        banks, padding = len(units), 1.0
+    else:
+        members = [Member.start(config, data, seed=seed) for seed, config in enumerate(configs)]
+        groups = group_members(members, len(members), max_padding)
+        units = [FusedBank(group, data) for group in groups]
+        needed = sum(conv_macs(config.arch) for config in configs)
+        padded = sum(conv_macs(padded_arch([m.config.arch for m in g])) * len(g) for g in groups)
+        banks, padding = len(units), padded / needed
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        if epoch == 2:
+            start = time.perf_counter()
+        for unit in units:
+            unit.begin_epoch(epoch) if max_padding is None else unit.begin_epoch()
+        while not all(unit.epoch_done for unit in units):
+            for unit in units:
+                if not unit.epoch_done:
+                    unit.step()
+        for unit in units:
+            unit.end_epoch()
+    return len(configs) * (epochs - 1) / (time.perf_counter() - start), banks, padding
+
+
 def accuracy(data: DeviceData, seeds: int, epochs: int) -> tuple[list[float], list[float]]:
     jobs = [(get_iteration("iteration-3").config, seed) for seed in range(seeds)]
     separate = train_together(jobs, data, epochs=epochs, in_flight=seeds)
@@ -88,6 +133,7 @@ def main() -> int:
     parser.add_argument("--subset", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the timed single trials")
     parser.add_argument("--processes", type=int, default=16)
+    parser.add_argument("--mix", type=int, default=32, help="random draws trained together")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--accuracy-epochs", type=int, default=15)
     parser.add_argument("--out", type=Path)
@@ -114,6 +160,19 @@ def main() -> int:
         (f"{args.processes} separate processes, one trial each", f"{rate:.2f} model-epochs/s in total")
     )
     print(f"{rows[-1][0]}: {rows[-1][1]} ({time.perf_counter() - started:.0f} s with start-up)", flush=True)
+
+    configs = random_mix(args.mix)
+    for max_padding in (None, 1.25, 1.5, 2.0, float("inf")):
+        rate, banks, padding = mix_throughput(data, configs, max_padding)
+        if max_padding is None:
+            how, detail = "separate runs", ""
+        else:
+            how, detail = (
+                f"fused, padding limit {max_padding:g}",
+                f" ({banks} banks, {padding:.2f}x the arithmetic)",
+            )
+        rows.append((f"{args.mix} random in-budget draws, {how}", f"{rate:.2f} model-epochs/s{detail}"))
+        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
 
     separate, fused = accuracy(data, args.seeds, args.accuracy_epochs)
     for name, accs in (("separate runs", separate), ("one fused bank", fused)):

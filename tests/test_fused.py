@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, DivergedError, TrainingRun, load_mnist, train
 from mnist_arch.config import CandidateConfig, TrainConfig
-from mnist_arch.fused import FusedBank, Member, group_members, train_fused
+from mnist_arch.fused import FusedBank, Member, group_members, padded_arch, train_fused
+from mnist_arch.model import conv_macs
 from search.fused_search import run_fused
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
@@ -146,6 +147,25 @@ def test_members_are_grouped_by_batch_size_and_depth_after_the_pool(mnist_dir) -
     assert [len(bank) for bank in group_members(members[:1] * 5, max_size=2)] == [2, 2, 1]
     with pytest.raises(ValueError, match="one bank key"):
         FusedBank(members[:2], data)
+
+
+def test_banks_split_where_padding_would_cost_too_much(mnist_dir) -> None:
+    data = tiny_data(mnist_dir, images=128, double=False)
+    narrow, near, wide = (
+        candidate(),
+        candidate(block1=(9, 9, 9)),
+        candidate(block1=(16, 16, 16), block2=(20,) * 5),
+    )
+    members = [Member.start(config, data, seed=0) for config in (wide, narrow, near)]
+    padded = padded_arch([narrow.arch, wide.arch])
+    assert (padded.block1, padded.block2) == ((16, 16, 16), (20,) * 5)
+    # 8 and 9 wide pad to 9 at a small cost; 16 wide would cost the narrow ones several times their own
+    assert conv_macs(padded_arch([narrow.arch, near.arch])) * 2 < 1.5 * (
+        conv_macs(narrow.arch) + conv_macs(near.arch)
+    )
+    banks = group_members(members, max_size=8, max_padding=1.5)
+    assert [[m.config for m in bank] for bank in banks] == [[narrow, near], [wide]]
+    assert len(group_members(members, max_size=8, max_padding=float("inf"))) == 1
 
 
 # ---- the fused search loop -----------------------------------------------------------------------

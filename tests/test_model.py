@@ -10,7 +10,7 @@ import torch
 
 from mnist_arch import ITERATIONS, build_model, count_params, receptive_field
 from mnist_arch.config import ArchConfig, CandidateConfig, ConfigError
-from mnist_arch.model import layer_rows
+from mnist_arch.model import conv_macs, layer_rows
 
 TABLES = Path(__file__).parent / "fixtures" / "seed_layer_tables.md"
 
@@ -88,3 +88,10 @@ def test_step_lr_schedule_starts_at_the_configured_epoch() -> None:
     assert lrs[9] == pytest.approx(0.04 * 0.2) and lrs[11] == pytest.approx(0.04 * 0.2**2)
     plain = ITERATIONS[0].config.train  # StepLR(step 7, gamma 0.5) from the first epoch
     assert [plain.lr_at(e) for e in (7, 8, 15)] == pytest.approx([0.19, 0.095, 0.0475])
+
+
+def test_conv_arithmetic_follows_the_layer_table() -> None:
+    # iteration 3 from its table: 1->8, 8->8, 8->8 at 28x28; 8->12 at 12x12, then 12->12 at 10, 8, 6, 4;
+    # 12->10 at 1x1; 3x3 kernels except the last
+    expected = 9 * 28 * 28 * (1 * 8 + 8 * 8 + 8 * 8) + 9 * (8 * 12 * 144 + 12 * 12 * (100 + 64 + 36 + 16))
+    assert conv_macs(ITERATIONS[2].config.arch) == expected + 12 * 10
