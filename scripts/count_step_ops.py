@@ -2,7 +2,8 @@
 
 A tiny model's step on a GPU is launch-bound, so the number of operators (each at least one kernel) per
 model-step says how far fusing can go before arithmetic takes over. Counted with torch.profiler on the
-CPU (leaf ATen operators, views and allocations left out), so it runs anywhere:
+CPU (leaf ATen operators, views and allocations left out, a _foreach_ operator counted once as on CUDA),
+so it runs anywhere:
     python scripts/count_step_ops.py --data DIR
 """
 
@@ -21,7 +22,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_arch import DeviceData, TrainingRun, get_iteration, load_mnist  # noqa: E402
-from mnist_arch.fused import FusedBank, Member, group_members, padded_arch  # noqa: E402
+from mnist_arch.fused import FusedBank  # noqa: E402
+from mnist_arch.members import Member, group_members, padded_arch  # noqa: E402
 from mnist_arch.model import conv_macs  # noqa: E402
 from space.budget import check_budget  # noqa: E402
 from space.space import SearchSpace  # noqa: E402
@@ -38,13 +40,22 @@ def operators(step: Callable[[], None]) -> int:
     step()  # the first call may take other paths (lazy initialisation)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    return sum(
-        1
-        for event in prof.events()
-        if event.name.startswith("aten::")
-        and event.name not in NOT_KERNELS
-        and not any(child.name.startswith("aten::") for child in event.cpu_children)
-    )
+    return sum(1 for event in prof.events() if _is_kernel(event))
+
+
+def _is_kernel(event) -> bool:  # noqa: ANN001 - a profiler event
+    """A leaf ATen operator, or a _foreach_ one: on CUDA a _foreach_ operator is one fused kernel (per
+    chunk of tensors), while the CPU runs it tensor by tensor; those per-tensor parts are not counted."""
+    if not event.name.startswith("aten::") or event.name in NOT_KERNELS:
+        return False
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::_foreach_"):
+            return False
+        parent = parent.cpu_parent
+    if event.name.startswith("aten::_foreach_"):
+        return True
+    return not any(child.name.startswith("aten::") for child in event.cpu_children)
 
 
 def bank_step(bank: FusedBank) -> Callable[[], None]:

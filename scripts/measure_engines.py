@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mnist_arch import DeviceData, get_iteration, load_mnist, train, train_together  # noqa: E402
-from mnist_arch.fused import FusedBank, Member, group_members, padded_arch, train_fused  # noqa: E402
+from mnist_arch.fused import FusedBank, train_fused  # noqa: E402
+from mnist_arch.members import Member, group_members, padded_arch  # noqa: E402
 from mnist_arch.model import conv_macs  # noqa: E402
 from mnist_arch.trainer import TrainingRun  # noqa: E402
 from search.benchmark import _append_row, device_name  # noqa: E402

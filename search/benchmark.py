@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from mnist_arch.data import MEAN, STD, Mnist
-from mnist_arch.fused import FusedBank, Member
+from mnist_arch.fused import FusedBank
 from mnist_arch.iterations import get_iteration
+from mnist_arch.members import Member
 from mnist_arch.model import build_model
 from mnist_arch.trainer import DeviceData, TrainingRun, train
 

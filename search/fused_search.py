@@ -19,7 +19,8 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from mnist_arch.fused import FusedBank, Member, group_members
+from mnist_arch.fused import FusedBank
+from mnist_arch.members import Member, group_members
 from mnist_arch.trainer import DeviceData, DivergedError
 from search.concurrent import ConcurrencyLimit, ConcurrentStats, newly_asked, stop_in_flight
 from search.interrupts import check_interrupt, interruptible

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, DivergedError, TrainingRun, load_mnist, train
 from mnist_arch.config import CandidateConfig, TrainConfig
-from mnist_arch.fused import FusedBank, Member, group_members, padded_arch, train_fused
+from mnist_arch.fused import FusedBank, train_fused
+from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
 from search.fused_search import run_fused
 from search.loop import run_search, trained_count

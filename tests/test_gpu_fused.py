@@ -14,7 +14,8 @@ import torch
 from optuna.trial import TrialState
 
 from mnist_arch import DeviceData, train
-from mnist_arch.fused import FusedBank, Member, train_fused
+from mnist_arch.fused import FusedBank, train_fused
+from mnist_arch.members import Member
 from search.fused_search import run_fused
 from search.loop import trained_count
 from search.objective import TrialContext
