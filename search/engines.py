@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 import optuna
@@ -40,4 +41,25 @@ def run_trials(
         return run_search(study, ctx, n_trials=n_trials, timeout=timeout, **callbacks)
     return run_concurrent(
         study, ctx, n_trials=n_trials, concurrency=concurrency, timeout=timeout, **callbacks
+    )
+
+
+def run_search_trials(
+    args: argparse.Namespace,
+    study: optuna.Study,
+    ctx: TrialContext,
+    *,
+    on_trial_done: Callable[[FrozenTrial], None],
+    on_trial_failed: Callable[[FrozenTrial], None],
+) -> LoopStats:
+    """The trials of `mnist-arch search ARGS`, in this process or in a worker."""
+    return run_trials(
+        study,
+        ctx,
+        n_trials=args.trials,
+        concurrency=args.concurrency,
+        engine=args.engine,
+        timeout=args.timeout,
+        on_trial_done=on_trial_done,
+        on_trial_failed=on_trial_failed,
     )

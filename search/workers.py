@@ -27,7 +27,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.engines import run_trials
+from search.engines import run_search_trials
 from search.heartbeat import fail_stale, heartbeat_from_env
 from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
 from search.loop import trained_count
@@ -164,16 +164,8 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
             mnist = load_mnist(args.data, args.subset)
             ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, torch.device(device)))
             print(f"{prefix} worker {worker_name()} on {device}", flush=True)
-            stats = run_trials(
-                study,
-                ctx,
-                n_trials=args.trials,
-                concurrency=args.concurrency,
-                engine=args.engine,
-                timeout=args.timeout,
-                on_trial_done=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),
-                on_trial_failed=lambda t: print(f"{prefix} {trial_line(t)}", flush=True),
-            )
+            say = lambda t: print(f"{prefix} {trial_line(t)}", flush=True)  # noqa: E731
+            stats = run_search_trials(args, study, ctx, on_trial_done=say, on_trial_failed=say)
             print(
                 f"{prefix} done: {stats.trained} trained, {stats.rejected} over budget, "
                 f"{stats.failed} failed, {stats.requeued} lost trial(s) requeued",

@@ -16,7 +16,7 @@ from search.commands.args import (
     positive_int,
 )
 from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
-from search.engines import ENGINES, run_trials
+from search.engines import ENGINES, run_search_trials
 from search.fused_search import FUSED_AUTO_CONCURRENCY
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
@@ -174,13 +174,10 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
     key = "val_acc" if args.objective == "val" else "test_acc"
     with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
         ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, device), progress.on_epoch)
-        stats = run_trials(
+        stats = run_search_trials(
+            args,
             study,
             ctx,
-            n_trials=args.trials,
-            concurrency=args.concurrency,
-            engine=args.engine,
-            timeout=args.timeout,
             on_trial_done=progress.on_trial_done,
             on_trial_failed=lambda trial: console.print(trial_line(trial)),
         )
