@@ -88,7 +88,6 @@ class FusedBank:
             for slot, member in enumerate(self.members):
                 self._pack(slot, member)
         self.step_index = 0
-        self.steps_since_pack = 0
         self._graph_wanted = device.type == "cuda" if use_graph is None else use_graph
         self._replay: Callable[[], None] = self._step
         self._start = 0.0
@@ -289,7 +288,7 @@ class FusedBank:
                 member.momentum[part.member].copy_(self.momentum[part.bank][part.index])
         for name, buffer in state.items():
             if name.endswith("num_batches_tracked"):
-                buffer.add_(self.steps_since_pack)
+                buffer.add_(self.step_index)  # the steps since the bank was packed: this epoch's
 
     # ---- training -----------------------------------------------------------------------------
 
@@ -329,7 +328,6 @@ class FusedBank:
                 self._graph_wanted = False
             self._replay()
             self.step_index += 1
-            self.steps_since_pack += 1
             if self.step_index % DIVERGENCE_CHECK == 0:
                 return self._find_diverged()
         return []
@@ -369,7 +367,6 @@ class FusedBank:
                 )
                 member.result.history.append(stats)
                 outcomes.append(stats)
-            self.steps_since_pack = 0
             self._sync()
         return outcomes
 

@@ -49,7 +49,7 @@ class _Entry:
 
 @dataclass(eq=False)
 class _Bank:
-    bank: FusedBank
+    bank: FusedBank | None  # None until built, and once failed
     entries: list[_Entry] = field(default_factory=list)  # in the bank's slot order
 
 
@@ -101,7 +101,7 @@ def run_fused(
                     in_flight.remove(entry)
                 raise error
             limit.out_of_memory(others)
-            bank.bank = None  # type: ignore[assignment] - frees the bank before clearing the cache
+            bank.bank = None  # frees the bank before clearing the cache
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         for entry in members:
@@ -130,7 +130,7 @@ def run_fused(
         by_member = {id(entry.member): entry for entry in entries}
         max_bank = max(1, limit.requested)
         for group in group_members([entry.member for entry in entries], max_bank):
-            bank = _Bank(None, [by_member[id(member)] for member in group])  # type: ignore[arg-type]
+            bank = _Bank(None, [by_member[id(member)] for member in group])
             try:
                 bank.bank = make_bank(group, ctx.data)
                 bank.bank.begin_epoch()

@@ -114,32 +114,22 @@ def test_data_folder_that_does_not_exist(capsys, in_tmp) -> None:
 
 
 def test_storage_that_cannot_be_opened(capsys, in_tmp, mnist_dir) -> None:
-    err = fails_cleanly(
-        capsys,
-        "search",
-        "--device",
-        "cpu",
-        "--data",
-        str(mnist_dir),
-        "--subset",
-        "100",
-        "--storage",
-        "sqlite:////no/such/folder/x.db",
-    )
-    assert "cannot open storage sqlite:////no/such/folder/x.db" in err
-    err = fails_cleanly(
-        capsys,
-        "search",
-        "--device",
-        "cpu",
-        "--data",
-        str(mnist_dir),
-        "--subset",
-        "100",
-        "--storage",
-        "mnist_arch.db",
-    )
-    assert "is not a storage URL" in err
+    for storage, message in (
+        ("sqlite:////no/such/folder/x.db", "cannot open storage sqlite:////no/such/folder/x.db"),
+        ("mnist_arch.db", "is not a storage URL"),
+    ):
+        args = (
+            "search",
+            "--device",
+            "cpu",
+            "--data",
+            str(mnist_dir),
+            "--subset",
+            "100",
+            "--storage",
+            storage,
+        )
+        assert message in fails_cleanly(capsys, *args)
     assert not (in_tmp / "mnist_arch.db").exists()
 
 
