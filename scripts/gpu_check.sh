@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One command for a CUDA machine: GPU tests, benchmarks of both engines, and real searches with each.
 # Usage: scripts/gpu_check.sh [PHASE...]
-#   default phases, in order of importance (about 7 minutes expected, 10 at the limits):
+#   default phases, in order of importance (about 8 minutes expected, 13 at the limits):
 #     fused-search     a real search with --engine fused: the model-epochs/s figure that matters
 #     bench            seed pipeline, single trial, 1 and 32 separate trials in flight, 32 and 128 fused
 #     tests            tests/test_gpu.py and tests/test_gpu_fused.py
+#     kernels          one bank layer as cuDNN fp32/TF32/bf16/channels_last, unfold + matmul, compiled
 #     engines          eager vs graph, 16 processes, a random mix separate vs fused at several padding
 #                      limits, fused vs separate accuracy over 5 seeds
-#   more: separate-search (the same search with --engine separate), export (winner re-evaluated in a
+#   more: engines-mix (eager vs graph and a mix of 64 draws only), engines-rest (processes, accuracy),
+#   separate-search (the same search with --engine separate), export (winner re-evaluated in a
 #   fresh process), confirm (5-seed report), workers (2 worker processes on one GPU)
 # Logs and the BENCHMARKS.md rows go to $OUT (default /tmp/gpu_check). The table of figures is printed last.
 set -uo pipefail
@@ -20,7 +22,7 @@ mkdir -p "$OUT"
 cp BENCHMARKS.md "$OUT/BENCHMARKS.md" 2>/dev/null || true
 status=0
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(fused-search bench tests engines)
+[ ${#phases[@]} -gt 0 ] || phases=(fused-search bench tests kernels engines)
 
 step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     local name=$1 limit=$2
@@ -49,9 +51,17 @@ for phase in "${phases[@]}"; do
         step bench 150 python -m search.cli bench --device cuda --epochs 2 --concurrency 1,32 \
             --fused 32,128 --out "$OUT/BENCHMARKS.md" ;;
     tests)
-        step tests 120 python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_gpu_fused.py ;;
+        step tests 100 python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_gpu_fused.py ;;
+    kernels)
+        step kernels 120 python scripts/measure_conv_kernels.py --device cuda --out "$OUT/BENCHMARKS.md" ;;
     engines)
         step engines 200 python scripts/measure_engines.py --device cuda --out "$OUT/BENCHMARKS.md" ;;
+    engines-mix)
+        step engines-mix 160 python scripts/measure_engines.py --device cuda --rows single,mix --mix 64 \
+            --paddings none,1.5,2,inf --out "$OUT/BENCHMARKS.md" ;;
+    engines-rest)
+        step engines-rest 150 python scripts/measure_engines.py --device cuda --rows processes,accuracy \
+            --out "$OUT/BENCHMARKS.md" ;;
     export)
         rm -rf /tmp/gpu-best
         step export 60 bash -c "python -m search.cli export --storage sqlite:////tmp/gpu-fused.db \
@@ -75,7 +85,10 @@ show fused-search "model-epochs/s, up to|trained, .* pruned"
 show separate-search "model-epochs/s, up to|trained, .* pruned"
 show bench "^(device|seed pipeline|mnist-arch trainer|[0-9]+ trial\(s\) (in flight|fused)|speedup)"
 show tests "passed|failed|error" | tail -1
+show kernels "^\| 20"
 show engines "^\| 20"
+show engines-mix "^\| 20"
+show engines-rest "^\| 20"
 show export '"matches"'
 show confirm "±" | head -8
 exit $status

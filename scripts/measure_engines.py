@@ -127,6 +127,9 @@ def accuracy(data: DeviceData, seeds: int, epochs: int) -> tuple[list[float], li
     return [r.history[-1].test_acc for r in separate], [r.history[-1].test_acc for r in fused]
 
 
+ROWS = ("single", "processes", "mix", "accuracy")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -135,57 +138,46 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the timed single trials")
     parser.add_argument("--processes", type=int, default=16)
     parser.add_argument("--mix", type=int, default=32, help="random draws trained together")
+    parser.add_argument(
+        "--paddings", default="none,1.25,1.5,2,inf", help="padding limits of the mix; none: separate runs"
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--accuracy-epochs", type=int, default=15)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which rows, of {', '.join(ROWS)}")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    wanted = set(args.rows.split(","))
+    if not wanted <= set(ROWS):
+        parser.error(f"--rows takes some of {', '.join(ROWS)}")
     device = torch.device(args.device)
     data = DeviceData.from_mnist(load_mnist(args.data, args.subset), device)
     images = len(data.train_y)
     rows = []
 
-    eager = single_trial(data, args.epochs, graph=False)
-    rows.append(("one trial, eager steps", f"{eager:.2f} s/epoch ({1 / eager:.2f} model-epochs/s)"))
-    if device.type == "cuda":
-        graph = single_trial(data, args.epochs, graph=True)
-        rows.append(
-            ("one trial, step as a CUDA graph", f"{graph:.2f} s/epoch ({1 / graph:.2f} model-epochs/s)")
-        )
-        ratio = eager / graph
-        rows.append(("graph vs eager", f"{ratio:.2f}x"))
-    print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
-
-    started = time.perf_counter()
-    rate = separate_processes(args, args.processes)
-    rows.append(
-        (f"{args.processes} separate processes, one trial each", f"{rate:.2f} model-epochs/s in total")
-    )
-    print(f"{rows[-1][0]}: {rows[-1][1]} ({time.perf_counter() - started:.0f} s with start-up)", flush=True)
-
-    configs = random_mix(args.mix)
-    for max_padding in (None, 1.25, 1.5, 2.0, float("inf")):
-        rate, banks, padding = mix_throughput(data, configs, max_padding)
-        if max_padding is None:
-            how, detail = "separate runs", ""
-        else:
-            how, detail = (
-                f"fused, padding limit {max_padding:g}",
-                f" ({banks} banks, {padding:.2f}x the arithmetic)",
+    if "single" in wanted:
+        eager = single_trial(data, args.epochs, graph=False)
+        rows.append(("one trial, eager steps", f"{eager:.2f} s/epoch ({1 / eager:.2f} model-epochs/s)"))
+        if device.type == "cuda":
+            graph = single_trial(data, args.epochs, graph=True)
+            rows.append(
+                ("one trial, step as a CUDA graph", f"{graph:.2f} s/epoch ({1 / graph:.2f} model-epochs/s)")
             )
-        rows.append((f"{args.mix} random in-budget draws, {how}", f"{rate:.2f} model-epochs/s{detail}"))
-        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
-
-    separate, fused = accuracy(data, args.seeds, args.accuracy_epochs)
-    for name, accs in (("separate runs", separate), ("one fused bank", fused)):
-        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            ratio = eager / graph
+            rows.append(("graph vs eager", f"{ratio:.2f}x"))
+        print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
+    if "processes" in wanted:
+        started = time.perf_counter()
+        rate = separate_processes(args, args.processes)
         rows.append(
-            (
-                f"iteration 3, {args.seeds} seeds x {args.accuracy_epochs} epochs, {name}",
-                f"test {100 * statistics.mean(accs):.2f} ± {100 * spread:.2f} %, min {100 * min(accs):.2f} %",
-            )
+            (f"{args.processes} separate processes, one trial each", f"{rate:.2f} model-epochs/s in total")
         )
-    difference = 100 * (statistics.mean(fused) - statistics.mean(separate))
-    rows.append(("fused minus separate, mean test accuracy", f"{difference:+.2f} points"))
+        print(
+            f"{rows[-1][0]}: {rows[-1][1]} ({time.perf_counter() - started:.0f} s with start-up)", flush=True
+        )
+    if "mix" in wanted:
+        rows += mix_rows(data, args.mix, args.paddings)
+    if "accuracy" in wanted:
+        rows += accuracy_rows(data, args.seeds, args.accuracy_epochs)
 
     prefix = f"| {datetime.date.today()} | {device_name(device)} | {torch.__version__} | {images:,} |"
     rows_text = "".join(f"{prefix} {name} | {value} |\n" for name, value in rows)
@@ -195,6 +187,41 @@ def main() -> int:
     print()
     print(HEADER.split("\n\n")[-1] + rows_text, end="")
     return 0
+
+
+def mix_rows(data: DeviceData, count: int, paddings: str) -> list[tuple[str, str]]:
+    rows = []
+    configs = random_mix(count)
+    for text in paddings.split(","):
+        max_padding = None if text == "none" else float(text)
+        rate, banks, padding = mix_throughput(data, configs, max_padding)
+        if max_padding is None:
+            how, detail = "separate runs", ""
+        else:
+            how, detail = (
+                f"fused, padding limit {max_padding:g}",
+                f" ({banks} banks, {padding:.2f}x the arithmetic)",
+            )
+        rows.append((f"{count} random in-budget draws, {how}", f"{rate:.2f} model-epochs/s{detail}"))
+        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
+    return rows
+
+
+def accuracy_rows(data: DeviceData, seeds: int, epochs: int) -> list[tuple[str, str]]:
+    rows = []
+    separate, fused = accuracy(data, seeds, epochs)
+    for name, accs in (("separate runs", separate), ("one fused bank", fused)):
+        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        rows.append(
+            (
+                f"iteration 3, {seeds} seeds x {epochs} epochs, {name}",
+                f"test {100 * statistics.mean(accs):.2f} ± {100 * spread:.2f} %, min {100 * min(accs):.2f} %",
+            )
+        )
+    difference = 100 * (statistics.mean(fused) - statistics.mean(separate))
+    rows.append(("fused minus separate, mean test accuracy", f"{difference:+.2f} points"))
+    print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

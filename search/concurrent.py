@@ -48,6 +48,8 @@ class ConcurrentStats(LoopStats):
     seconds: float = 0.0  # wall time of the loop
     max_in_flight: int = 0
     bytes_per_trial: int | None = None  # CUDA: peak device memory of the first trial, alone
+    bank_steps: int = 0  # fused engine: steps of banks, and of the members in them
+    member_steps: int = 0
 
     @property
     def model_epochs_per_second(self) -> float:
@@ -239,8 +241,9 @@ def concurrency_line(stats: ConcurrentStats) -> str:
     memory = (
         f", {stats.bytes_per_trial / 2**20:,.0f} MiB per trial" if stats.bytes_per_trial is not None else ""
     )
+    banks = f", {stats.member_steps / stats.bank_steps:.1f} trials per bank" if stats.bank_steps else ""
     return (
         f"{stats.model_epochs} model-epochs in {stats.seconds:.1f} s: "
         f"{stats.model_epochs_per_second:.2f} model-epochs/s, up to {stats.max_in_flight} trials in flight"
-        f"{memory}"
+        f"{memory}{banks}"
     )

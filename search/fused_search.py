@@ -195,6 +195,8 @@ def run_fused(
                     try:
                         with interruptible():  # a signal stops training at once, never a storage call
                             diverged = bank.bank.step()
+                        stats.bank_steps += 1
+                        stats.member_steps += bank.bank.size
                     except Exception as error:  # noqa: BLE001 - out of memory, or raised on
                         fail_bank(batch, bank, error)
                         continue

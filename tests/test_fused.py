@@ -202,6 +202,7 @@ def test_fused_search_gives_the_sequential_values(mnist_dir) -> None:
             if fused:
                 stats = run_fused(study, ctx, n_trials=7, concurrency=4)
                 assert stats.max_in_flight == 4 and stats.model_epochs == 14
+                assert 1 < stats.member_steps / stats.bank_steps <= 4  # trials shared banks
             else:
                 run_search(study, ctx, n_trials=7)
             values.append([(t.state, t.value) for t in study.trials])
@@ -256,6 +257,7 @@ def test_search_cli_with_the_fused_engine(tmp_path, mnist_dir) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "model-epochs/s, up to 3 trials in flight" in done.stdout
+    assert "trials per bank" in done.stdout
     study = optuna.load_study(study_name="mnist-arch", storage=url)
     assert trained_count(study) == 4
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
