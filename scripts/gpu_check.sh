@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # One command for a CUDA machine: GPU tests, benchmarks of both engines, and real searches with each.
 # Usage: scripts/gpu_check.sh [PHASE...]
-#   default phases, in order of importance (about 8 minutes expected, 13 at the limits):
+#   default phases, in order of importance (about 8 minutes expected, 12 at the limits):
 #     fused-search     a real search with --engine fused: the model-epochs/s figure that matters
 #     bench            seed pipeline, single trial, 1 and 32 separate trials in flight, 32 and 128 fused
 #     tests            tests/test_gpu.py and tests/test_gpu_fused.py
 #     kernels          one bank layer as cuDNN fp32/TF32/bf16/channels_last, unfold + matmul, compiled
 #     engines          eager vs graph, 16 processes, a random mix separate vs fused at several padding
 #                      limits, fused vs separate accuracy over 5 seeds
-#   more: engines-mix (eager vs graph and a mix of 64 draws only), engines-rest (processes, accuracy),
-#   separate-search (the same search with --engine separate), export (winner re-evaluated in a
-#   fresh process), confirm (5-seed report), workers (2 worker processes on one GPU)
+#   more: engines-mix (eager vs graph and a mix of 64 draws only), accuracy, processes (rows of engines),
+#   fused-recipe and separate-recipe (6-epoch searches of space/recipe.toml, one shape: what fusing is
+#   for), bench-fused (1 in flight, 32 and 128 fused), separate-search (the same search as fused-search
+#   with --engine separate), export (its winner re-evaluated in a fresh process), confirm (5-seed
+#   report), workers (2 worker processes on one GPU)
 # Logs and the BENCHMARKS.md rows go to $OUT (default /tmp/gpu_check). The table of figures is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,18 +37,25 @@ step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     [ "$rc" -eq 0 ] || status=1
 }
 
-search() {  # search ENGINE: 15-epoch trials on the full data, new ones started for 45 s
-    rm -f "/tmp/gpu-$1.db"
-    step "$1-search" 150 python -m search.cli search --device cuda --engine "$1" --concurrency auto \
-        --epochs 15 --trials 400 --timeout 45 --storage "sqlite:////tmp/gpu-$1.db"
+search() {  # search NAME ENGINE LIMIT ARGS...: a real search, new trials started for --timeout seconds
+    local name=$1 engine=$2 limit=$3
+    shift 3
+    rm -f "/tmp/gpu-$name.db"
+    step "$name" "$limit" python -m search.cli search --device cuda --engine "$engine" --concurrency auto \
+        --trials 400 --storage "sqlite:////tmp/gpu-$name.db" "$@"
 }
 
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 
 for phase in "${phases[@]}"; do
     case $phase in
-    fused-search) search fused ;;
-    separate-search) search separate ;;
+    fused-search) search fused-search fused 150 --epochs 15 --timeout 45 ;;
+    separate-search) search separate-search separate 150 --epochs 15 --timeout 45 ;;
+    fused-recipe) search fused-recipe fused 100 --space space/recipe.toml --epochs 6 --timeout 30 ;;
+    separate-recipe) search separate-recipe separate 100 --space space/recipe.toml --epochs 6 --timeout 30 ;;
+    bench-fused)
+        step bench-fused 90 python -m search.cli bench --device cuda --epochs 2 --concurrency 1 \
+            --fused 32,128 --out "$OUT/BENCHMARKS.md" ;;
     bench)
         step bench 150 python -m search.cli bench --device cuda --epochs 2 --concurrency 1,32 \
             --fused 32,128 --out "$OUT/BENCHMARKS.md" ;;
@@ -59,15 +68,15 @@ for phase in "${phases[@]}"; do
     engines-mix)
         step engines-mix 160 python scripts/measure_engines.py --device cuda --rows single,mix --mix 64 \
             --paddings none,1.5,2,inf --out "$OUT/BENCHMARKS.md" ;;
-    engines-rest)
-        step engines-rest 150 python scripts/measure_engines.py --device cuda --rows processes,accuracy \
+    accuracy | processes)
+        step "$phase" 70 python scripts/measure_engines.py --device cuda --rows "$phase" \
             --out "$OUT/BENCHMARKS.md" ;;
     export)
         rm -rf /tmp/gpu-best
-        step export 60 bash -c "python -m search.cli export --storage sqlite:////tmp/gpu-fused.db \
+        step export 60 bash -c "python -m search.cli export --storage sqlite:////tmp/gpu-fused-search.db \
             --out /tmp/gpu-best && python -m search.cli evaluate --weights /tmp/gpu-best --json" ;;
     confirm)
-        step confirm 150 python -m search.cli report --storage sqlite:////tmp/gpu-fused.db --top 1 \
+        step confirm 150 python -m search.cli report --storage sqlite:////tmp/gpu-fused-search.db --top 1 \
             --confirm-seeds 5 --epochs 15 --device cuda --out /tmp/gpu-report
         cp /tmp/gpu-report/report.md "$OUT/report.md" 2>/dev/null || true ;;
     workers)
@@ -81,14 +90,17 @@ done
 echo
 echo "=== figures"
 show() { [ -f "$OUT/$1.log" ] && grep -h -E "$2" "$OUT/$1.log" | sed "s/^/$1: /"; }
-show fused-search "model-epochs/s, up to|trained, .* pruned"
-show separate-search "model-epochs/s, up to|trained, .* pruned"
+for name in fused-search separate-search fused-recipe separate-recipe; do
+    show $name "model-epochs/s, up to|trained, .* pruned"
+done
+show bench-fused "^(device|seed pipeline|mnist-arch trainer|[0-9]+ trial\(s\) (in flight|fused)|speedup)"
 show bench "^(device|seed pipeline|mnist-arch trainer|[0-9]+ trial\(s\) (in flight|fused)|speedup)"
 show tests "passed|failed|error" | tail -1
 show kernels "^\| 20"
 show engines "^\| 20"
 show engines-mix "^\| 20"
-show engines-rest "^\| 20"
+show accuracy "^\| 20"
+show processes "^\| 20"
 show export '"matches"'
 show confirm "±" | head -8
 exit $status
