@@ -6,16 +6,32 @@ import argparse
 from collections.abc import Callable
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial
 
 from search.concurrent import run_concurrent
 from search.fused_search import run_fused
 from search.loop import LoopStats, run_search
 from search.objective import TrialContext
+from space.space import SearchSpace
 
 # separate: every trial its own model (on CUDA its own graph and stream); fused: trials of one batch
 # size and depth after the pool train as one network with grouped convolutions.
 ENGINES = ("separate", "fused")
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str:
+    """`auto`: fused on CUDA when the space fixes the architecture, else separate.
+
+    Fused banks pay off when their members share a shape: on an H200, 32 copies of one model train
+    at 9.4 model-epochs/s fused against 5.4 as separate graphs, but 64 random draws of the default
+    space fuse into small or padded banks and train at 3.1 against 5.4 (BENCHMARKS.md). On the CPU
+    fusing gains nothing.
+    """
+    if engine != "auto":
+        return engine
+    return "fused" if device.type == "cuda" and space.fixed_architecture else "separate"
 
 
 def run_trials(
@@ -24,14 +40,15 @@ def run_trials(
     *,
     n_trials: int,
     concurrency: int | None,
-    engine: str = "separate",
+    engine: str = "auto",
     timeout: float | None = None,
     on_trial_done: Callable[[FrozenTrial], None] | None = None,
     on_trial_failed: Callable[[FrozenTrial], None] | None = None,
 ) -> LoopStats:
     """Trials until the study holds `n_trials`; concurrency None is automatic (1 on CPU)."""
-    if engine not in ENGINES:
+    if engine not in ENGINE_CHOICES:
         raise ValueError(f"unknown engine {engine!r}")
+    engine = resolve_engine(engine, ctx.space, ctx.data.train_x.device)
     if concurrency is None and ctx.data.train_x.device.type != "cuda":
         concurrency = 1
     callbacks = dict(on_trial_done=on_trial_done, on_trial_failed=on_trial_failed)

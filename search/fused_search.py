@@ -170,10 +170,6 @@ def run_fused(
                 else:
                     end(entry, value)
                 changed = True
-        if len(in_flight) == 1 and limit.bytes_per_trial is None:
-            limit.measure()
-            nonlocal refill
-            refill = True  # the cap may have grown
         fill()  # newly asked trials of this batch size join now
         if changed or waiting.get(batch):
             form(batch)
@@ -206,6 +202,11 @@ def run_fused(
                         end(entry, error=DivergedError(f"training loss became non-finite in epoch {epoch}"))
                 banks = cohorts.get(batch)
                 if banks and banks[0].bank.epoch_done:
+                    if len(in_flight) == 1 and limit.bytes_per_trial is None:
+                        # Measured before the evaluation: it runs in chunks of a fixed size whatever
+                        # the bank's size, so it is not memory that each member adds.
+                        limit.measure()
+                        refill = True  # the cap may have grown
                     boundary(batch)
                 elif not banks:
                     cohorts.pop(batch, None)

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 
 from mnist_arch.config import ArchConfig, CandidateConfig, TrainConfig
-from space.spec import Choice, Dimension, Fixed, FloatRange, IntRange, SpaceSpec, load_spec
+from space.spec import RULES, Choice, Dimension, Fixed, FloatRange, IntRange, SpaceSpec, load_spec
 
 _ARCH_SCALARS = ("transition", "pool_before_gap", "last_dropout", "dropout")
 _TRAIN_FIELDS = ("lr", "momentum", "batch_size", "lr_step", "lr_gamma", "lr_decay_start", "rotation")
@@ -29,6 +29,15 @@ class SearchSpace:
     @property
     def dimensions(self) -> dict[str, Dimension]:
         return self.spec.dimensions
+
+    @property
+    def fixed_architecture(self) -> bool:
+        """Whether every candidate has the same layers (only the training recipe is searched)."""
+        return all(
+            isinstance(dim, Fixed) or (isinstance(dim, Choice) and len(set(dim.choices)) == 1)
+            for name, dim in self.dimensions.items()
+            if RULES[name].group == "architecture"
+        )
 
     def suggest(self, trial: optuna.Trial) -> CandidateConfig:
         """Draw one candidate through Optuna's define-by-run API."""

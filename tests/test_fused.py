@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import contextmanager
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,6 +18,7 @@ from mnist_arch.config import CandidateConfig, TrainConfig
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
+from search.engines import resolve_engine
 from search.fused_search import run_fused
 from search.loop import run_search, trained_count
 from search.objective import TrialContext
@@ -24,6 +26,7 @@ from space.space import SearchSpace
 from tests.conftest import run_cli
 
 ITERATION_3 = ITERATIONS[2].config
+REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -249,6 +252,16 @@ def test_out_of_memory_fails_its_bank_and_the_search_goes_on(mnist_dir, tmp_path
     assert stats.trained == 3 and trained_count(study) == 3
 
 
+def test_auto_engine_fuses_on_cuda_when_every_trial_has_one_shape() -> None:
+    default, recipe = SearchSpace.load(None), SearchSpace.load(REPO / "space" / "recipe.toml")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_engine("auto", recipe, cuda) == "fused"
+    assert resolve_engine("auto", default, cuda) == "separate"
+    assert resolve_engine("auto", recipe, cpu) == "separate"
+    assert resolve_engine("fused", default, cpu) == "fused"
+    assert resolve_engine("separate", recipe, cuda) == "separate"
+
+
 def test_search_cli_with_the_fused_engine(tmp_path, mnist_dir) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     done = run_cli(
@@ -257,7 +270,8 @@ def test_search_cli_with_the_fused_engine(tmp_path, mnist_dir) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "model-epochs/s, up to 3 trials in flight" in done.stdout
-    assert "trials per bank" in done.stdout
+    words = " ".join(done.stdout.split())  # the console wraps long lines
+    assert "trials per bank" in words and "(fused engine)" in words
     study = optuna.load_study(study_name="mnist-arch", storage=url)
     assert trained_count(study) == 4
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]

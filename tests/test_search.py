@@ -82,6 +82,7 @@ def test_resume_adds_trials_to_the_same_study(searched) -> None:
     baselines = [t for t in study.get_trials() if "baseline" in t.user_attrs]
     assert len(baselines) == 3  # not queued again on resume
     assert "6 trained trial(s), target 7" in resumed.stdout
+    assert "(separate engine)" in " ".join(resumed.stdout.split())  # auto on the CPU
 
 
 def test_test_objective_optimises_test_accuracy(tmp_path, mnist_dir) -> None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from pathlib import Path
 
 import optuna
 import pytest
 
 from mnist_arch import ITERATIONS, UsageError, build_model, count_params
 from space import SearchSpace, check_budget, feasible_share, reachable_params, require_reachable
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE_ARCH = (
+    "[architecture]\nconvs_before_pool = 3\nconvs_after_pool = 5\nblock1_width = 8\nblock2_width = 12\n"
+    "pool_before_gap = true\nlast_dropout = false\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,19 @@ def test_override_file_narrows_the_space(tmp_path) -> None:
         assert config.arch.block1 == (8, 8, 8) and config.train.batch_size == 128
         assert "block2_width_1" in trial.params and "block1_width" not in trial.params
         assert len(config.arch.block2) == trial.params["convs_after_pool"]
+
+
+def test_a_space_fixes_the_architecture_only_when_every_layer_choice_is_fixed(tmp_path) -> None:
+    assert not SearchSpace.load().fixed_architecture
+    recipe = SearchSpace.load(REPO / "space" / "recipe.toml")
+    assert recipe.fixed_architecture
+    layers = {replace(recipe.random_config(random.Random(seed)).arch, dropout=0) for seed in range(20)}
+    assert len(layers) == 1  # dropout, a regularization dimension, is still searched
+    path = tmp_path / "one_choice.toml"
+    path.write_text(RECIPE_ARCH + "transition = {choices = [true, true]}\n")
+    assert SearchSpace.load(path).fixed_architecture
+    path.write_text(RECIPE_ARCH + "transition = {choices = [false, true]}\n")
+    assert not SearchSpace.load(path).fixed_architecture
 
 
 @pytest.mark.parametrize(

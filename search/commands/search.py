@@ -16,7 +16,7 @@ from search.commands.args import (
     positive_int,
 )
 from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
-from search.engines import ENGINES, run_search_trials
+from search.engines import ENGINE_CHOICES, resolve_engine, run_search_trials
 from search.fused_search import FUSED_AUTO_CONCURRENCY
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
@@ -92,16 +92,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="trials trained at once in this process: a number, or auto (default: auto, which is "
-        f"up to {AUTO_CONCURRENCY} on CUDA ({FUSED_AUTO_CONCURRENCY} with --engine fused), capped by free "
+        f"up to {AUTO_CONCURRENCY} on CUDA ({FUSED_AUTO_CONCURRENCY} with the fused engine), capped by free "
         "memory, and 1 on CPU)",
     )
     training.add_argument(
         "--engine",
-        choices=ENGINES,
-        default="separate",
+        choices=ENGINE_CHOICES,
+        default="auto",
         help="how trials in flight train: separate (each its own model; on CUDA its own graph and "
-        "stream) or fused (trials with one batch size and depth after the pool as one network of "
-        "grouped convolutions, padded to the widest; new trials join at epoch boundaries)",
+        "stream), fused (trials with one batch size and depth after the pool as one network of "
+        "grouped convolutions, padded to the widest; new trials join at epoch boundaries), or auto "
+        "(default: fused on CUDA when the space fixes the architecture, else separate)",
     )
     add_data_args(training)
     parser.set_defaults(run=run)
@@ -155,7 +156,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     where = ", ".join(map(str, devices)) if len(devices) > 1 else str(devices[0])
     console.print(
         f"study '{study.study_name}' in {mask_url(args.storage)}: {done} trained trial(s), "
-        f"target {args.trials}; {args.workers} worker(s) on {where}, "
+        f"target {args.trials}; {args.workers} worker(s) on {where} "
+        f"({resolve_engine(args.engine, space, devices[0])} engine), "
         f"{len(mnist.train_labels):,} training images, budget {max_params:,} parameters"
     )
     if len(devices) == 1:
