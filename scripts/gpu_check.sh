@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # One command for a CUDA machine: GPU tests, benchmarks of both engines, and real searches with each.
 # Usage: scripts/gpu_check.sh [PHASE...]
-#   default phases, in order of importance (about 8 minutes expected, 12 at the limits):
-#     fused-search     a real search with --engine fused: the model-epochs/s figure that matters
+#   default phases, in order of importance (about 6 minutes expected, 10 at the limits):
+#     fused-recipe     a real search of space/recipe.toml (one shape) with --engine fused, 6-epoch trials
+#     separate-recipe  the same with --engine separate: the two figures compare the engines in a search
 #     bench            seed pipeline, single trial, 1 and 32 separate trials in flight, 32 and 128 fused
 #     tests            tests/test_gpu.py and tests/test_gpu_fused.py
 #     kernels          one bank layer as cuDNN fp32/TF32/bf16/channels_last, unfold + matmul, compiled
-#     engines          eager vs graph, 16 processes, a random mix separate vs fused at several padding
-#                      limits, fused vs separate accuracy over 5 seeds
-#   more: engines-mix (eager vs graph and a mix of 64 draws only), accuracy, processes (rows of engines),
-#   fused-recipe and separate-recipe (6-epoch searches of space/recipe.toml, one shape: what fusing is
-#   for), bench-fused (1 in flight, 32 and 128 fused), separate-search (the same search as fused-search
-#   with --engine separate), export (its winner re-evaluated in a fresh process), confirm (5-seed
+#     accuracy         iteration 3, 5 seeds x 15 epochs, separate runs against one fused bank
+#   more: fused-search and separate-search (the default space, 15-epoch trials, each engine; the fused
+#   one needs more than its 150 s), engines (every row of scripts/measure_engines.py), engines-mix
+#   (eager vs graph and a mix of 64 draws), processes (16 processes), bench-fused (1 in flight, 32 and
+#   128 fused), export (the fused-search winner re-evaluated in a fresh process), confirm (5-seed
 #   report), workers (2 worker processes on one GPU)
 # Logs and the BENCHMARKS.md rows go to $OUT (default /tmp/gpu_check). The table of figures is printed last.
 set -uo pipefail
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 cp BENCHMARKS.md "$OUT/BENCHMARKS.md" 2>/dev/null || true
 status=0
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(fused-search bench tests kernels engines)
+[ ${#phases[@]} -gt 0 ] || phases=(fused-recipe separate-recipe bench tests kernels accuracy)
 
 step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     local name=$1 limit=$2

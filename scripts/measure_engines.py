@@ -127,6 +127,41 @@ def accuracy(data: DeviceData, seeds: int, epochs: int) -> tuple[list[float], li
     return [r.history[-1].test_acc for r in separate], [r.history[-1].test_acc for r in fused]
 
 
+def mix_rows(data: DeviceData, count: int, paddings: str) -> list[tuple[str, str]]:
+    rows = []
+    configs = random_mix(count)
+    for text in paddings.split(","):
+        max_padding = None if text == "none" else float(text)
+        rate, banks, padding = mix_throughput(data, configs, max_padding)
+        if max_padding is None:
+            how, detail = "separate runs", ""
+        else:
+            how, detail = (
+                f"fused, padding limit {max_padding:g}",
+                f" ({banks} banks, {padding:.2f}x the arithmetic)",
+            )
+        rows.append((f"{count} random in-budget draws, {how}", f"{rate:.2f} model-epochs/s{detail}"))
+        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
+    return rows
+
+
+def accuracy_rows(data: DeviceData, seeds: int, epochs: int) -> list[tuple[str, str]]:
+    rows = []
+    separate, fused = accuracy(data, seeds, epochs)
+    for name, accs in (("separate runs", separate), ("one fused bank", fused)):
+        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        rows.append(
+            (
+                f"iteration 3, {seeds} seeds x {epochs} epochs, {name}",
+                f"test {100 * statistics.mean(accs):.2f} ± {100 * spread:.2f} %, min {100 * min(accs):.2f} %",
+            )
+        )
+    difference = 100 * (statistics.mean(fused) - statistics.mean(separate))
+    rows.append(("fused minus separate, mean test accuracy", f"{difference:+.2f} points"))
+    print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
+    return rows
+
+
 ROWS = ("single", "processes", "mix", "accuracy")
 
 
@@ -187,41 +222,6 @@ def main() -> int:
     print()
     print(HEADER.split("\n\n")[-1] + rows_text, end="")
     return 0
-
-
-def mix_rows(data: DeviceData, count: int, paddings: str) -> list[tuple[str, str]]:
-    rows = []
-    configs = random_mix(count)
-    for text in paddings.split(","):
-        max_padding = None if text == "none" else float(text)
-        rate, banks, padding = mix_throughput(data, configs, max_padding)
-        if max_padding is None:
-            how, detail = "separate runs", ""
-        else:
-            how, detail = (
-                f"fused, padding limit {max_padding:g}",
-                f" ({banks} banks, {padding:.2f}x the arithmetic)",
-            )
-        rows.append((f"{count} random in-budget draws, {how}", f"{rate:.2f} model-epochs/s{detail}"))
-        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
-    return rows
-
-
-def accuracy_rows(data: DeviceData, seeds: int, epochs: int) -> list[tuple[str, str]]:
-    rows = []
-    separate, fused = accuracy(data, seeds, epochs)
-    for name, accs in (("separate runs", separate), ("one fused bank", fused)):
-        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        rows.append(
-            (
-                f"iteration 3, {seeds} seeds x {epochs} epochs, {name}",
-                f"test {100 * statistics.mean(accs):.2f} ± {100 * spread:.2f} %, min {100 * min(accs):.2f} %",
-            )
-        )
-    difference = 100 * (statistics.mean(fused) - statistics.mean(separate))
-    rows.append(("fused minus separate, mean test accuracy", f"{difference:+.2f} points"))
-    print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
-    return rows
 
 
 if __name__ == "__main__":
