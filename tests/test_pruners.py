@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.pruners import ReportedMedianPruner
+from search.pruners import ReportedMedianPruner, RungPruner, default_rungs
 
 
 def study_with_running_peers(values: list[float]) -> optuna.Study:
@@ -40,3 +40,57 @@ def test_needs_enough_peers_and_respects_warm_up() -> None:
     trial = study.ask()
     trial.report(0.1, 1)
     assert not trial.should_prune()  # epoch 1 is within the warm-up
+
+
+def rung_study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="maximize", pruner=pruner)
+
+
+def running_trial(study: optuna.Study, values: list[float], **attrs: str) -> optuna.Trial:
+    trial = study.ask()
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    for epoch, value in enumerate(values, start=1):
+        trial.report(value, epoch)
+    return trial
+
+
+def test_rungs_decide_only_at_their_epochs() -> None:
+    study = rung_study(RungPruner((3,), keep=0.5, min_peers=3))
+    for _ in range(3):
+        running_trial(study, [0.9, 0.95, 0.97])
+    assert not running_trial(study, [0.1, 0.1]).should_prune()  # epoch 2 is no rung
+    assert running_trial(study, [0.1, 0.1, 0.1]).should_prune()
+    assert not running_trial(study, [0.1, 0.1, 0.1], baseline="iteration-3").should_prune()
+
+
+def test_rungs_score_the_best_so_far_and_allow_a_margin() -> None:
+    study = rung_study(RungPruner((3,), keep=0.5, margin=0.01, min_peers=3))
+    for _ in range(3):
+        running_trial(study, [0.90, 0.95, 0.97])
+    assert not running_trial(study, [0.90, 0.97, 0.90]).should_prune()  # a dip at the rung is noise
+    assert not running_trial(study, [0.90, 0.95, 0.961]).should_prune()  # within the margin
+    assert running_trial(study, [0.90, 0.95, 0.955]).should_prune()
+
+
+def test_a_pruned_trial_stays_in_the_field_so_later_rungs_do_not_ratchet() -> None:
+    study = rung_study(RungPruner((2, 4), keep=0.5, min_peers=3))
+    for _ in range(3):  # stopped at the first rung with 0.80
+        weak = running_trial(study, [0.8, 0.8])
+        study.tell(weak, state=optuna.trial.TrialState.PRUNED)
+    for _ in range(2):
+        running_trial(study, [0.9, 0.95, 0.97, 0.99])
+    # Among survivors alone, 0.96 would be below the median (0.99); with the pruned trials at their
+    # last value the field's median is 0.80, so a survivor that is merely not the best goes on.
+    assert not running_trial(study, [0.9, 0.95, 0.96, 0.96]).should_prune()
+    ratchet = rung_study(ReportedMedianPruner(3, n_warmup_steps=1))
+    for _ in range(3):
+        running_trial(ratchet, [0.9, 0.95, 0.97, 0.99])
+    assert running_trial(ratchet, [0.9, 0.95, 0.96, 0.96]).should_prune()
+
+
+def test_default_rungs_follow_the_epoch_budget() -> None:
+    assert default_rungs(15) == (3, 5, 10)
+    assert default_rungs(2) == ()  # too short to judge anything
+    assert all(1 < r < 30 for r in default_rungs(30))

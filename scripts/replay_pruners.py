@@ -1,0 +1,126 @@
+"""Replay every pruner over recorded unpruned learning curves; the table that chose the default.
+
+    python scripts/replay_pruners.py                       # the committed fixture, table on stdout
+    python scripts/replay_pruners.py --out BENCHMARKS.md   # and replace the "Pruner replay" section
+    python scripts/replay_pruners.py --record sqlite:///nopr.db:nopr --curves more.json
+        # add the complete trials of an unpruned study (`mnist-arch search --pruner none`) to a fixture
+
+For each pruner and each number of trials in flight, the curves are replayed in their recorded order
+and in shuffled orders (baselines first, as a search queues them), and the table gives the means:
+model-epochs saved, regret (best final validation accuracy of all searched curves minus the best
+that the pruner let finish; mean and worst order), how often the best curve finished, and how many
+of the true top 5 finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import optuna
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from search.pruners import ReportedMedianPruner  # noqa: E402
+from search.replay import (  # noqa: E402
+    arrival_orders,
+    curves_from_study,
+    load_curves,
+    replay_orders,
+    save_curves,
+)
+from search.study import make_pruner  # noqa: E402
+
+FIXTURE = REPO / "tests" / "fixtures" / "h200_curves.json"
+SECTION = "## Pruner replay"
+
+
+def candidates(epochs: int) -> dict[str, object]:
+    """Name -> pruner factory; the first is the default."""
+    return {
+        "rungs (default)": lambda: make_pruner("rungs", epochs),
+        "none": lambda: make_pruner("none", epochs),
+        "median (previous default)": lambda: ReportedMedianPruner(3, epochs // 5),
+        "hyperband": lambda: make_pruner("hyperband", epochs),
+        "Optuna MedianPruner (completed only)": lambda: optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=epochs // 5
+        ),
+        "Optuna ASHA (min 3 epochs, factor 3)": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=3, reduction_factor=3
+        ),
+        "Optuna ASHA (min 5 epochs, factor 2)": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=5, reduction_factor=2
+        ),
+    }
+
+
+def table(curves_path: Path, orders: int, concurrency: list[int]) -> str:
+    curves = load_curves(curves_path)
+    epochs = len(curves[0].values)
+    shuffles = arrival_orders(curves, orders)
+    searched = sum(c.baseline is None for c in curves)
+    lines = [
+        f"`python scripts/replay_pruners.py --orders {orders}` over `{curves_path.relative_to(REPO)}`: "
+        f"{len(curves)} unpruned {epochs}-epoch curves ({searched} searched, "
+        f"{len(curves) - searched} baselines), recorded order + {orders - 1} shuffles; replayed on "
+        f"{platform.processor() or platform.machine()}, optuna {optuna.__version__}.",
+        "",
+        "| pruner | in flight | model-epochs saved | regret mean / worst (points) | best kept | top 5 kept |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, factory in candidates(epochs).items():
+        for k in concurrency:
+            s = replay_orders(shuffles, factory, k)
+            lines.append(
+                f"| {name} | {k} | {100 * s.saved:.1f} % | {100 * s.regret_mean:.2f} / "
+                f"{100 * s.regret_worst:.2f} | {100 * s.winner_kept:.0f} % | {s.top_kept:.2f} |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(path: Path, body: str) -> None:
+    """Put `body` under the SECTION heading of `path`, replacing what was there."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    block = f"{SECTION}\n\n{body}\n"
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
+    path.write_text(text)
+
+
+def record(spec: str, path: Path) -> None:
+    """Append the complete trials of STORAGE:STUDY (the last ':' separates them) to a curve file."""
+    storage, _, name = spec.rpartition(":")
+    study = optuna.load_study(study_name=name, storage=storage)
+    fresh = curves_from_study(study)
+    old = load_curves(path) if path.exists() else []
+    save_curves(old + fresh, path, f"unpruned curves; added {len(fresh)} from study '{name}'")
+    print(f"{path}: {len(old)} + {len(fresh)} curves")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--curves", type=Path, default=FIXTURE, help="curve file (JSON)")
+    parser.add_argument("--orders", type=int, default=40, help="arrival orders per pruner (40)")
+    parser.add_argument("--concurrency", default="1,8,32", help="trials in flight (1,8,32)")
+    parser.add_argument("--out", type=Path, help="markdown file whose replay section is replaced")
+    parser.add_argument("--record", metavar="STORAGE:STUDY", help="add a study's curves to --curves")
+    args = parser.parse_args()
+    if args.record:
+        record(args.record, args.curves)
+        return
+    body = table(args.curves.resolve(), args.orders, [int(k) for k in args.concurrency.split(",")])
+    if args.out:
+        replace_section(args.out, body)
+        print(f"wrote the replay table to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
