@@ -9,7 +9,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from search.concurrent import run_concurrent
+from search.concurrent import AUTO_CONCURRENCY, run_concurrent
 from search.fused_search import run_fused
 from search.loop import LoopStats, run_search
 from search.objective import TrialContext
@@ -32,6 +32,13 @@ def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str
     if engine != "auto":
         return engine
     return "fused" if device.type == "cuda" and space.fixed_architecture else "separate"
+
+
+def expected_in_flight(concurrency: int | None, device: torch.device) -> int:
+    """Trials a process will keep in flight: the number asked for, else the automatic cap (1 on CPU)."""
+    if concurrency is not None:
+        return concurrency
+    return AUTO_CONCURRENCY if device.type == "cuda" else 1
 
 
 def run_trials(

@@ -48,7 +48,7 @@ class TrialContext:
             space,
             data,
             args.epochs,
-            args.max_params or space.spec.max_params,
+            space.max_params,
             args.objective,
             args.seed,
             on_epoch=on_epoch,

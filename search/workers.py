@@ -27,7 +27,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.engines import run_search_trials
+from search.engines import expected_in_flight, run_search_trials
 from search.heartbeat import fail_stale, heartbeat_from_env
 from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
 from search.loop import trained_count
@@ -150,7 +150,7 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
             _exit_with_parent(parent)
             if device == "cpu":
                 torch.set_num_threads(threads)
-            space = SearchSpace.load(args.space)
+            space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
             storage = open_storage(args.storage, heartbeat_from_env())
             study, _ = open_study(
                 storage,
@@ -160,6 +160,7 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
                 pruner=make_pruner(args.pruner, args.epochs),
                 settings={},
                 worker=worker_name(),
+                in_flight=expected_in_flight(args.concurrency, torch.device(device)),
             )
             mnist = load_mnist(args.data, args.subset)
             ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, torch.device(device)))

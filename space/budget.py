@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import statistics
 from dataclasses import dataclass
 
 from mnist_arch.config import ArchConfig
@@ -62,11 +63,32 @@ def reachable_params(space: SearchSpace) -> tuple[int, int]:
     return smallest, largest
 
 
+# "At the wall": within 1/16 of the budget below it (7,500 to 8,000 of 8,000), where the best models sit.
+WALL = 0.9375
+
+
+@dataclass(frozen=True)
+class DrawStats:
+    """How uniform random draws of a space meet a budget."""
+
+    draws: int
+    feasible: float  # share that fits
+    at_wall: float  # share that fits and has at least WALL * max_params parameters
+    median_feasible: float  # median parameter count of the draws that fit (0 if none)
+
+
+def draw_stats(space: SearchSpace, max_params: int, draws: int = 1000, seed: int = 0) -> DrawStats:
+    """Uniform random draws of `space` drawn for `max_params` (block2_fill included), counted."""
+    rng, space = random.Random(seed), space.with_budget(max_params=max_params)
+    counts = [count_params(space.random_config(rng).arch) for _ in range(draws)]
+    fits = [n for n in counts if n <= max_params]
+    at_wall = sum(n >= WALL * max_params for n in fits)
+    return DrawStats(draws, len(fits) / draws, at_wall / draws, statistics.median(fits) if fits else 0.0)
+
+
 def feasible_share(space: SearchSpace, max_params: int, draws: int = 1000, seed: int = 0) -> float:
-    """Share of uniform random draws from the space whose model fits `max_params`."""
-    rng = random.Random(seed)
-    fits = sum(count_params(space.random_config(rng).arch) <= max_params for _ in range(draws))
-    return fits / draws
+    """Share of uniform random draws from the space (drawn for `max_params`) whose model fits it."""
+    return draw_stats(space, max_params, draws, seed).feasible
 
 
 def require_reachable(space: SearchSpace, max_params: int) -> None:

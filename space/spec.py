@@ -70,9 +70,10 @@ RULES: dict[str, _Rule] = {
     "batch_size": _Rule("optimizer", int, 1, 60000),
     "lr_step": _Rule("schedule", int, 1, 1000),
     "lr_gamma": _Rule("schedule", float, 1e-6, 1.0),
-    "lr_decay_start": _Rule("schedule", int, 1, 1000),
+    # Share of the epoch budget done before StepLR starts counting (the space turns it into an epoch).
+    "lr_decay_at": _Rule("schedule", float, 0.0, 1.0),
 }
-_SETTINGS = {"budget": {"max_params"}, "architecture": {"per_layer_widths"}}
+_SETTINGS = {"budget": {"max_params", "epochs"}, "architecture": {"per_layer_widths", "budget_fill"}}
 _GROUPS = sorted({rule.group for rule in RULES.values()} | set(_SETTINGS))
 
 
@@ -80,7 +81,9 @@ _GROUPS = sorted({rule.group for rule in RULES.values()} | set(_SETTINGS))
 class SpaceSpec:
     dimensions: dict[str, Dimension]
     max_params: int
+    epochs: int  # the epoch budget that fractions of it (lr_decay_at) refer to
     per_layer_widths: bool
+    budget_fill: bool  # block2's width drawn as a fill of what the budget leaves
     source: str  # "default" or the override file's path
 
 
@@ -121,17 +124,19 @@ def _flatten(document: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _build(flat: dict[str, Any], source: str) -> SpaceSpec:
-    max_params = flat.get("max_params", 8000)
-    if not _is_int(max_params) or max_params < 1:
-        raise UsageError(f"{source}: 'budget.max_params' must be a positive integer")
-    per_layer = flat.get("per_layer_widths", False)
-    if not isinstance(per_layer, bool):
-        raise UsageError(f"{source}: 'architecture.per_layer_widths' must be true or false")
+    max_params, epochs = flat.get("max_params", 8000), flat.get("epochs", 15)
+    for key, value in (("max_params", max_params), ("epochs", epochs)):
+        if not _is_int(value) or value < 1:
+            raise UsageError(f"{source}: 'budget.{key}' must be a positive integer")
+    per_layer, fill = flat.get("per_layer_widths", False), flat.get("budget_fill", True)
+    for key, value in (("per_layer_widths", per_layer), ("budget_fill", fill)):
+        if not isinstance(value, bool):
+            raise UsageError(f"{source}: 'architecture.{key}' must be true or false")
     dimensions = {name: parse_dimension(name, flat[name], source) for name in RULES if name in flat}
     missing = [name for name in RULES if name not in dimensions]
     if missing:
         raise UsageError(f"{source}: no value for '{RULES[missing[0]].group}.{missing[0]}'")
-    return SpaceSpec(dimensions, max_params, per_layer, source)
+    return SpaceSpec(dimensions, max_params, epochs, per_layer, fill, source)
 
 
 def parse_dimension(name: str, raw: Any, source: str) -> Dimension:
