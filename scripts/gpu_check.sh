@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# One command for a CUDA machine: GPU tests, benchmarks of both engines, and real searches with each.
+# One command for a CUDA machine: search quality first, then GPU tests, benchmarks of both engines.
 # Usage: scripts/gpu_check.sh [PHASE...]
-#   default phases, in order of importance (about 6 minutes expected, 10 at the limits):
-#     fused-recipe     a real search of space/recipe.toml (one shape) with --engine fused, 6-epoch trials
-#     separate-recipe  the same with --engine separate: the two figures compare the engines in a search
-#     bench            seed pipeline, single trial, 1 and 32 separate trials in flight, 32 and 128 fused
-#     tests            tests/test_gpu.py and tests/test_gpu_fused.py
-#     kernels          one bank layer as cuDNN fp32/TF32/bf16/channels_last, unfold + matmul, compiled
-#     accuracy         iteration 3, 5 seeds x 15 epochs, separate runs against one fused bank
-#   more: fused-search and separate-search (the default space, 15-epoch trials, each engine; the fused
-#   one needs more than its 150 s), engines (every row of scripts/measure_engines.py), engines-mix
-#   (eager vs graph and a mix of 64 draws), processes (16 processes), bench-fused (1 in flight, 32 and
-#   128 fused), export (the fused-search winner re-evaluated in a fresh process), confirm (5-seed
-#   report), workers (2 worker processes on one GPU)
+#   default phases, in order of importance (about 9 minutes expected):
+#     readme           the README's GPU command as a new user runs it (default space, pruner and
+#                      confirmation): its confirmed winner next to iteration 3, and the wall time
+#     quality-8000     scripts/quality_bench.py: $QUALITY_MINUTES (default 6) minutes of new trials at
+#                      --max-params 8000, then the top 5 and iteration 3 confirmed with 5 seeds
+#   more: quality-5000 (the same at --max-params 5000), curves (record unpruned 15-epoch curves of the
+#   default space for the pruner replay fixture, then replay every pruner over them),
+#   fused-recipe / separate-recipe (real searches of space/recipe.toml with each engine, 6-epoch
+#   trials), bench (seed pipeline, single trial, 1 and 32 separate trials in flight, 32 and 128 fused),
+#   tests (tests/test_gpu*.py), kernels (one bank layer's formulations), accuracy (iteration 3, 5 seeds,
+#   separate against fused), fused-search and separate-search (the default space, each engine),
+#   engines, engines-mix, processes, bench-fused, export, confirm, workers
 # Logs and the BENCHMARKS.md rows go to $OUT (default /tmp/gpu_check). The table of figures is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,8 @@ mkdir -p "$OUT"
 cp BENCHMARKS.md "$OUT/BENCHMARKS.md" 2>/dev/null || true
 status=0
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(fused-recipe separate-recipe bench tests kernels accuracy)
+[ ${#phases[@]} -gt 0 ] || phases=(readme quality-8000)
+QUALITY_MINUTES="${QUALITY_MINUTES:-6}"
 
 step() {  # step NAME SECONDS COMMAND...: run, tee the log, remember a failure
     local name=$1 limit=$2
@@ -49,6 +50,20 @@ python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version
 
 for phase in "${phases[@]}"; do
     case $phase in
+    readme)
+        rm -f /tmp/gpu-readme.db
+        step readme 300 python -m search.cli search --device cuda --storage sqlite:////tmp/gpu-readme.db ;;
+    quality-8000 | quality-5000)
+        step "$phase" 590 python scripts/quality_bench.py --device cuda --minutes "$QUALITY_MINUTES" \
+            --budgets "${phase#quality-}" --folder "/tmp/gpu-$phase" --out "$OUT/BENCHMARKS.md" ;;
+    curves)
+        rm -f /tmp/gpu-curves.db
+        step curves 400 python -m search.cli search --device cuda --pruner none --confirm-top 0 \
+            --trials 400 --timeout 240 --storage sqlite:////tmp/gpu-curves.db --study curves
+        cp tests/fixtures/h200_curves.json "$OUT/curves.json"
+        step replay 200 bash -c "python scripts/replay_pruners.py --record sqlite:////tmp/gpu-curves.db:curves \
+            --curves $OUT/curves.json && python scripts/replay_pruners.py --curves $OUT/curves.json \
+            --out $OUT/BENCHMARKS.md" ;;
     fused-search) search fused-search fused 150 --epochs 15 --timeout 45 ;;
     separate-search) search separate-search separate 150 --epochs 15 --timeout 45 ;;
     fused-recipe) search fused-recipe fused 100 --space space/recipe.toml --epochs 6 --timeout 30 ;;
@@ -89,6 +104,9 @@ done
 
 echo
 echo "=== figures"
+show readme "confirmed winner|iteration-3|model-epochs/s|trained, .* pruned"
+for name in quality-8000 quality-5000; do show $name "^\| [0-9]"; done
+show replay "^\| rungs"
 show() { [ -f "$OUT/$1.log" ] && grep -h -E "$2" "$OUT/$1.log" | sed "s/^/$1: /"; }
 for name in fused-search separate-search fused-recipe separate-recipe; do
     show $name "model-epochs/s, up to|trained, .* pruned"

@@ -1,7 +1,8 @@
 """config.json of an export: the candidate config plus its parameter count, budget, accuracies and origin.
 
 The file is the candidate config's own dict (same schema_version) with four optional keys on top, so a
-hand-written config with only `arch` and `train` loads too. Every key is checked; unknown ones are errors.
+hand-written config with only `arch` and `train` loads too. `accuracies` may hold a `confirmation` object
+(mean ± std over seeds). Every key is checked; unknown ones are errors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from mnist_arch.iterations import ITERATION_NAMES, get_iteration
 from mnist_arch.model import count_params
 
 ACCURACY_KEYS = {"val_acc", "test_acc"}
+CONFIRMATION = "confirmation"  # accuracies.confirmation: the model's seed confirmation in its study
+# key -> allowed JSON types of accuracies.confirmation
+CONFIRMATION_KEYS: dict[str, tuple[type, ...]] = {
+    "seeds": (int,),
+    "epochs": (int,),
+    "subset": (int, type(None)),
+    "val_mean": (int, float),
+    "val_std": (int, float),
+    "test_mean": (int, float),
+    "test_std": (int, float),
+    "winner": (bool,),  # the study's confirmed winner
+}
 # key -> allowed JSON types of the `trained` block
 TRAINED_KEYS: dict[str, tuple[type, ...]] = {
     "epochs": (int,),
@@ -36,12 +49,16 @@ class ExportedConfig:
     max_params: int | None = None
     accuracies: dict[str, float] = field(default_factory=dict)  # val_acc, test_acc of the final epoch
     trained: dict[str, Any] = field(default_factory=dict)
+    # mean and std over seeds 0..seeds-1 retrained from scratch (CONFIRMATION_KEYS), when confirmed
+    confirmation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = self.config.to_dict()
         data.update(n_params=self.n_params, max_params=self.max_params)
-        if self.accuracies:
+        if self.accuracies or self.confirmation:
             data["accuracies"] = dict(self.accuracies)
+            if self.confirmation:
+                data["accuracies"][CONFIRMATION] = dict(self.confirmation)
         if self.trained:
             data["trained"] = dict(self.trained)
         return data
@@ -57,6 +74,10 @@ class ExportedConfig:
         rest = dict(data)
         n_params, max_params = rest.pop("n_params", None), rest.pop("max_params", None)
         accuracies, trained = rest.pop("accuracies", {}), rest.pop("trained", {})
+        confirmation = None
+        if isinstance(accuracies, dict) and CONFIRMATION in accuracies:
+            accuracies = dict(accuracies)
+            confirmation = _confirmation(accuracies.pop(CONFIRMATION))
         config = CandidateConfig.from_dict(rest)
         actual = count_params(config.arch)
         for key, value in (("n_params", n_params), ("max_params", max_params)):
@@ -66,7 +87,7 @@ class ExportedConfig:
             raise ConfigError(f"'n_params' is {n_params:,} but the architecture has {actual:,} parameters")
         if max_params is not None and actual > max_params:
             raise ConfigError(f"the model has {actual:,} parameters, over its own max_params {max_params:,}")
-        return cls(config, actual, max_params, _accuracies(accuracies), _trained(trained))
+        return cls(config, actual, max_params, _accuracies(accuracies), _trained(trained), confirmation)
 
 
 def load_config_file(path: Path) -> ExportedConfig:
@@ -105,10 +126,30 @@ def _accuracies(data: Any) -> dict[str, float]:
         raise ConfigError("'accuracies' must be an object")
     for key, value in data.items():
         if key not in ACCURACY_KEYS:
-            raise ConfigError(f"unknown key 'accuracies.{key}' (allowed: {', '.join(sorted(ACCURACY_KEYS))})")
+            allowed = ", ".join(sorted(ACCURACY_KEYS | {CONFIRMATION}))
+            raise ConfigError(f"unknown key 'accuracies.{key}' (allowed: {allowed})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ConfigError(f"'accuracies.{key}' must be a number in [0, 1]")
     return {k: float(v) for k, v in data.items()}
+
+
+def _confirmation(data: Any) -> dict[str, Any]:
+    where = f"accuracies.{CONFIRMATION}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{where}' must be an object")
+    for key, value in data.items():
+        if key not in CONFIRMATION_KEYS:
+            allowed = ", ".join(sorted(CONFIRMATION_KEYS))
+            raise ConfigError(f"unknown key '{where}.{key}' (allowed: {allowed})")
+        types = CONFIRMATION_KEYS[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ConfigError(f"'{where}.{key}' must be {names}")
+        if key.endswith(("_mean", "_std")) and not 0 <= value <= 1:
+            raise ConfigError(f"'{where}.{key}' must be a number in [0, 1]")
+        if key in ("seeds", "epochs") and value < 1:
+            raise ConfigError(f"'{where}.{key}' must be a positive integer")
+    return dict(data)
 
 
 def _trained(data: Any) -> dict[str, Any]:

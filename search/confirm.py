@@ -1,8 +1,9 @@
-"""Seed confirmation: retrain a config from scratch with several seeds and keep the final test accuracies.
+"""Seed confirmation: retrain a config from scratch with several seeds and keep the final accuracies.
 
 One search run can win by a lucky seed; the mean, spread and minimum over seeds say whether it did.
 Runs are stored in the study's user attributes (a finished trial's own attributes are frozen), keyed by
-model and training settings, so a second report reuses them and only trains the seeds still missing.
+model and training settings, so a second report or search reuses them and only trains the seeds still
+missing.
 """
 
 from __future__ import annotations
@@ -12,17 +13,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.trainer import DeviceData, EpochStats, train_together
+from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, train, train_together
+from search.interrupts import interruptible
 
 PREFIX = "confirm:"
 IN_FLIGHT = 32  # runs trained interleaved at once
 
 
+def _stdev(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 @dataclass(frozen=True)
 class Confirmation:
     test_accs: tuple[float, ...]  # final-epoch test accuracy per seed, seed order
+    val_accs: tuple[float, ...] = ()  # final-epoch validation accuracy per seed, seed order
+
+    @property
+    def seeds(self) -> int:
+        return len(self.test_accs)
 
     @property
     def mean(self) -> float:
@@ -30,14 +43,25 @@ class Confirmation:
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.test_accs) if len(self.test_accs) > 1 else 0.0
+        return _stdev(self.test_accs)
 
     @property
     def min(self) -> float:
         return min(self.test_accs)
 
+    @property
+    def val_mean(self) -> float:
+        return statistics.fmean(self.val_accs)
+
+    @property
+    def val_std(self) -> float:
+        return _stdev(self.val_accs)
+
     def text(self) -> str:
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}%"
+
+    def val_text(self) -> str:
+        return f"{100 * self.val_mean:.2f} ± {100 * self.val_std:.2f}%"
 
 
 @dataclass(frozen=True)
@@ -57,7 +81,7 @@ def stored_runs(study: optuna.Study, key: str) -> dict[str, dict]:
 
 def missing_seeds(
     study: optuna.Study, jobs: Sequence[ConfirmJob], seeds: int, epochs: int, subset: int | None
-):
+) -> list[tuple[ConfirmJob, int]]:
     """(job, seed) pairs not yet stored, in job order."""
     return [
         (job, seed)
@@ -67,47 +91,124 @@ def missing_seeds(
     ]
 
 
+OnEpoch = Callable[[ConfirmJob, int, EpochStats], None]
+
+
 def confirm(
     study: optuna.Study,
     jobs: Sequence[ConfirmJob],
-    data: DeviceData,
+    data: DeviceData | None,
     *,
     seeds: int,
     epochs: int,
     subset: int | None,
-    on_epoch: Callable[[ConfirmJob, int, EpochStats], None] | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> dict[str, Confirmation]:
     """Train every missing (job, seed) run, store them chunk by chunk; label -> seeds 0..seeds-1.
 
-    The runs of a chunk train interleaved (on CUDA their graphs overlap), each exactly as alone."""
+    The runs of a chunk train interleaved (on CUDA their graphs overlap), each exactly as alone.
+    `data` may be None only when nothing is missing."""
     missing = missing_seeds(study, jobs, seeds, epochs, subset)
+    if missing and data is None:
+        raise ValueError("confirmation runs are missing but no training data was given")
     for first in range(0, len(missing), IN_FLIGHT):
         chunk = missing[first : first + IN_FLIGHT]
-
-        def report(index: int, stats: EpochStats, chunk: list = chunk) -> None:
-            if on_epoch is not None:
-                on_epoch(chunk[index][0], chunk[index][1], stats)
-
-        results = train_together(
-            [(job.config, seed) for job, seed in chunk],
-            data,
-            epochs=epochs,
-            on_epoch=report,
-            in_flight=IN_FLIGHT,
-        )
-        for (job, seed), result in zip(chunk, results, strict=True):
+        finals = _train_chunk(chunk, data, epochs, on_epoch)
+        for (job, seed), last in zip(chunk, finals, strict=True):
             key = attr_key(job.label, epochs, subset)
             runs = stored_runs(study, key)
-            last = result.history[-1]
-            runs[str(seed)] = {
-                "test_acc": last.test_acc,
-                "val_acc": last.val_acc,
-                "device": data.train_x.device.type,
-            }
+            run = {"test_acc": 0.0, "val_acc": 0.0, "diverged": True}
+            if last is not None:
+                run = {"test_acc": last.test_acc, "val_acc": last.val_acc}
+            runs[str(seed)] = {**run, "device": data.train_x.device.type}
             study.set_user_attr(key, {"epochs": epochs, "subset": subset, "runs": runs})
     return {job.label: load(study, job.label, seeds, epochs, subset) for job in jobs}
 
 
+def _train_chunk(
+    chunk: list[tuple[ConfirmJob, int]], data: DeviceData, epochs: int, on_epoch: OnEpoch | None
+) -> list[EpochStats | None]:
+    """Final-epoch stats of each run; None for a run that diverged (it counts as 0% accuracy)."""
+
+    def report(index: int, stats: EpochStats) -> None:
+        if on_epoch is not None:
+            on_epoch(chunk[index][0], chunk[index][1], stats)
+
+    with interruptible():
+        try:
+            results = train_together(
+                [(job.config, seed) for job, seed in chunk],
+                data,
+                epochs=epochs,
+                on_epoch=report,
+                in_flight=IN_FLIGHT,
+            )
+            return [result.history[-1] for result in results]
+        except DivergedError:
+            pass
+        # One run diverged and took the chunk with it: train the chunk's runs one by one instead.
+        finals: list[EpochStats | None] = []
+        for job, seed in chunk:
+
+            def alone(stats: EpochStats, job: ConfirmJob = job, seed: int = seed) -> bool:
+                if on_epoch is not None:
+                    on_epoch(job, seed, stats)
+                return False
+
+            try:
+                finals.append(train(job.config, data, epochs=epochs, seed=seed, on_epoch=alone).history[-1])
+            except DivergedError:
+                finals.append(None)
+        return finals
+
+
 def load(study: optuna.Study, label: str, seeds: int, epochs: int, subset: int | None) -> Confirmation:
     runs = stored_runs(study, attr_key(label, epochs, subset))
-    return Confirmation(tuple(runs[str(seed)]["test_acc"] for seed in range(seeds)))
+    chosen = [runs[str(seed)] for seed in range(seeds)]
+    return Confirmation(tuple(run["test_acc"] for run in chosen), tuple(run["val_acc"] for run in chosen))
+
+
+def load_if_stored(
+    study: optuna.Study, label: str, seeds: int, epochs: int, subset: int | None
+) -> Confirmation | None:
+    """The confirmation of `label` when all its seeds are stored, else None."""
+    runs = stored_runs(study, attr_key(label, epochs, subset))
+    if any(str(seed) not in runs for seed in range(seeds)):
+        return None
+    return load(study, label, seeds, epochs, subset)
+
+
+def confirm_with_progress(
+    console: Console,
+    study: optuna.Study,
+    jobs: Sequence[ConfirmJob],
+    data: DeviceData | None,
+    *,
+    seeds: int,
+    epochs: int,
+    subset: int | None,
+) -> dict[str, Confirmation]:
+    """`confirm` with a progress bar over the epochs still to train (none when everything is stored)."""
+    runs = len(missing_seeds(study, jobs, seeds, epochs, subset))
+    if runs == 0:
+        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
+    progress = Progress(
+        TextColumn("confirmation"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    )
+    task = progress.add_task("", total=runs * epochs)
+
+    def on_epoch(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
+        progress.update(
+            task,
+            advance=1,
+            description=f"{job.label} seed {seed} epoch {stats.epoch}/{epochs} "
+            f"val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%",
+        )
+
+    with progress:
+        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_epoch)

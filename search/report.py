@@ -21,13 +21,16 @@ from search.confirm import Confirmation, ConfirmJob
 from search.loop import is_trained
 from search.plots import (
     Curve,
+    Level,
     Point,
+    WinnerMark,
     accuracy_vs_params_png,
     best_over_trials_png,
     importances_png,
     learning_curves_png,
 )
-from search.results import baseline_trials, top_trials
+from search.results import WINNER_MARK, baseline_trials, top_trials, winner_trial
+from search.winner import Winner, confirmed_winner, trial_label
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ReportRow:
     trial: FrozenTrial | None  # None for an iteration the study never trained
     published: float | None = None
     confirmation: Confirmation | None = None
+    winner: bool = False  # the study's confirmed winner
 
     @property
     def attrs(self) -> dict:
@@ -57,12 +61,21 @@ class Figure:
 
 
 def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
-    """Top k searched trials (best first), then the three iterations, trained in the study or not."""
+    """Top k searched trials (best first; the confirmed winner too when it ranks lower), then the three
+    iterations, trained in the study or not."""
+    top = top_trials(study, k)
+    found = winner_trial(study, confirmed_winner(study))
+    if found is not None and all(t.number != found.number for t in top):
+        top.append(found)
     rows = [
         ReportRow(
-            f"trial {t.number}", f"trial-{t.number}", CandidateConfig.from_dict(t.user_attrs["config"]), t
+            f"trial {t.number}",
+            trial_label(t.number),
+            CandidateConfig.from_dict(t.user_attrs["config"]),
+            t,
+            winner=found is not None and t.number == found.number,
         )
-        for t in top_trials(study, k)
+        for t in top
     ]
     trained = {t.user_attrs["baseline"]: t for t in baseline_trials(study)}
     for it in ITERATIONS:
@@ -71,7 +84,8 @@ def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
 
 
 def rank_by_confirmation(rows: list[ReportRow]) -> list[ReportRow]:
-    return sorted(rows, key=lambda r: r.confirmation.mean if r.confirmation else -1.0, reverse=True)
+    """By mean validation accuracy over the seeds, best first; test accuracy never ranks."""
+    return sorted(rows, key=lambda r: r.confirmation.val_mean if r.confirmation else -1.0, reverse=True)
 
 
 def _pct(value: float | None) -> str:
@@ -83,14 +97,14 @@ def table_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
     confirmed = any(r.confirmation for r in rows)
     header = ["model", "params", "RF", "architecture", "val acc", "test acc", "published", "s/epoch"]
     if confirmed:
-        n = max(len(r.confirmation.test_accs) for r in rows if r.confirmation)
-        header += [f"test mean ± std ({n} seeds)", "test min"]
+        n = max(r.confirmation.seeds for r in rows if r.confirmation)
+        header += [f"val mean ± std ({n} seeds)", f"test mean ± std ({n} seeds)", "test min"]
     cells = []
     for row in rows:
         arch = row.config.arch
         spe = row.attrs.get("sec_per_epoch")
         line = [
-            row.name,
+            f"{row.name} {WINNER_MARK}" if row.winner else row.name,
             f"{count_params(arch):,}",
             str(receptive_field(arch)),
             describe(arch),
@@ -101,7 +115,7 @@ def table_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
         ]
         if confirmed:
             c = row.confirmation
-            line += [c.text() if c else "-", _pct(c.min) if c else "-"]
+            line += [c.val_text(), c.text(), _pct(c.min)] if c else ["-", "-", "-"]
         cells.append(line)
     return header, cells
 
@@ -117,33 +131,48 @@ def rich_table(study: optuna.Study, rows: list[ReportRow]) -> Table:
     return table
 
 
-def figures(study: optuna.Study, rows: list[ReportRow]) -> list[Figure]:
-    metric = {"val": "val_acc", "test": "test_acc"}.get(study.user_attrs.get("objective", "val"), "val_acc")
-    trained = [t for t in study.get_trials(deepcopy=False) if is_trained(t) and metric in t.user_attrs]
-    points = [
+def plot_points(study: optuna.Study, metric: str) -> list[Point]:
+    """Every trained trial: complete ones at their final metric, pruned ones at their last reported value."""
+    trained = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if is_trained(t) and "n_params" in t.user_attrs and _plotted_value(t, metric) is not None
+    ]
+    return [
         Point(
             t.user_attrs["n_params"],
-            t.user_attrs[metric],
+            _plotted_value(t, metric),
             t.user_attrs.get("baseline"),
             t.state != TrialState.COMPLETE,
+            t.number,
         )
         for t in trained
     ]
-    complete = [t for t in trained if t.state == TrialState.COMPLETE and t.value is not None]
+
+
+def figures(study: optuna.Study, rows: list[ReportRow]) -> list[Figure]:
+    metric = {"val": "val_acc", "test": "test_acc"}.get(study.user_attrs.get("objective", "val"), "val_acc")
+    points = plot_points(study, metric)
+    references = [
+        Level(t.user_attrs["baseline"], t.user_attrs[metric])
+        for t in baseline_trials(study)
+        if t.user_attrs["baseline"] == "iteration-3" and metric in t.user_attrs
+    ]
+    winner = WinnerMark.from_attr(study.user_attrs.get("winner"), metric)
     curves = [Curve(r.name, r.attrs.get("val_curve", [])) for r in rows if r.attrs.get("val_curve")]
     out = [
         Figure(
             "accuracy_vs_params.png",
             "Accuracy vs parameters",
-            accuracy_vs_params_png(points, study.user_attrs.get("max_params"), metric),
+            accuracy_vs_params_png(points, study.user_attrs.get("max_params"), metric, winner),
         ),
         Figure(
             "best_over_trials.png",
             "Best value over trials",
-            best_over_trials_png([t.number for t in complete], [t.value for t in complete], metric)
-            if complete
+            best_over_trials_png(points, metric, references, winner)
+            if any(p.label is None for p in points)
             else None,
-            "no complete trial yet",
+            "no searched trial yet",
         ),
         Figure(
             "learning_curves.png",
@@ -162,6 +191,13 @@ def figures(study: optuna.Study, rows: list[ReportRow]) -> list[Figure]:
         )
     )
     return out
+
+
+def _plotted_value(trial: FrozenTrial, metric: str) -> float | None:
+    """A complete trial's final metric; a pruned one's last reported value."""
+    if trial.state != TrialState.COMPLETE and trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    return trial.user_attrs.get(metric)
 
 
 def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
@@ -188,18 +224,38 @@ def _settings_lines(study: optuna.Study, storage: str, confirm: dict | None) -> 
         f"on {attrs.get('subset') or 'all'} training images",
         "val acc / test acc: final epoch of the search run; published: the write-up's best epoch of one run",
     ]
-    if confirm:
+    lines.append(winner_line(confirmed_winner(study)))
+    if confirm and confirm.get("from_search"):
+        lines.append(
+            f"seed columns: the search's confirmation runs (seeds 0..{confirm['seeds'] - 1}, "
+            f"{confirm['epochs']} epochs on {confirm['subset'] or 'all'} training images); "
+            "a dash where a model was not confirmed"
+        )
+    elif confirm:
         lines.append(
             f"confirmation: every model retrained from scratch with seeds 0..{confirm['seeds'] - 1}, "
             f"{confirm['epochs']} epochs on {confirm['subset'] or 'all'} training images, "
             f"{confirm['device']}; "
-            "final-epoch test accuracy, table ranked by its mean"
+            "final-epoch validation and test accuracy, table ranked by the mean validation accuracy"
         )
     lines.append(
         f"machine: {platform.machine()} {platform.system()}, torch {torch.__version__}, "
         f"optuna {optuna.__version__}"
     )
     return lines
+
+
+def winner_line(winner: Winner | None) -> str:
+    """What the report says about the study's confirmed winner (or its absence)."""
+    if winner is None:
+        return (
+            "confirmed winner: none; the top row is the single best search run, not confirmed over seeds "
+            "(`mnist-arch search` with --confirm-top K confirms it)"
+        )
+    return (
+        f"confirmed winner {WINNER_MARK}: {winner.line()} (mean ± std; {winner.settings()} among "
+        f"{', '.join(winner.candidates)})"
+    )
 
 
 def write_report(

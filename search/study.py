@@ -105,7 +105,9 @@ def open_study(
         check_compatible(found, objective)
     n_existing = len(found.get_trials(deepcopy=False))
     study = optuna.load_study(
-        study_name=name, storage=storage, sampler=make_sampler(seed, n_existing, worker, in_flight=in_flight),
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(seed, n_existing, worker, in_flight=in_flight),
         pruner=pruner,
     )
     if new:

@@ -78,7 +78,7 @@ def assert_usage_error(result: Result | subprocess.CompletedProcess, *needles: s
 
 @pytest.fixture(scope="session")
 def small_study(tmp_path_factory: pytest.TempPathFactory) -> SmallStudy:
-    """The three iterations and a few searched trials, 1 epoch on 400 images, with artifacts."""
+    """The three iterations and a few searched trials, 1 epoch on 400 images, with artifacts, no winner."""
     data = mnist_dir()
     if "study" not in _built:  # a module-level cache: each test module imports this fixture
         folder = tmp_path_factory.mktemp("results-study")
@@ -86,6 +86,7 @@ def small_study(tmp_path_factory: pytest.TempPathFactory) -> SmallStudy:
         result = run_cli(
             *("search", "--storage", url, "--study", STUDY, "--trials", "5", "--epochs", "1"),
             *("--pruner", "none", "--subset", str(SUBSET), "--data", data, "--device", "cpu"),
+            *("--confirm-top", "0"),  # unconfirmed: test_confirm_winner covers the confirmed winner
         )
         assert result.returncode == 0, result.stderr
         _built["study"] = SmallStudy(url, STUDY, folder)

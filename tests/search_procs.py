@@ -72,7 +72,7 @@ def search_cmd(storage: str, data: Path, study: str, trials: int, *extra: str) -
     return [
         *(sys.executable, "-m", "search.cli", "search", "--storage", storage, "--study", study),
         *("--trials", str(trials), "--data", str(data), "--epochs", "1", "--pruner", "none"),
-        *("--device", "cpu", *extra),
+        *("--device", "cpu", "--confirm-top", "0", *extra),
     ]
 
 

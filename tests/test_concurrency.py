@@ -130,7 +130,7 @@ def test_search_cli_with_concurrency(tmp_path, mnist_dir) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = ["search", "--device", "cpu", "--storage", url, "--data", str(mnist_dir), "--subset", "300"]
-    args += ["--concurrency", "3", "--epochs", "1", "--trials", "3"]
+    args += ["--concurrency", "3", "--epochs", "1", "--trials", "3", "--confirm-top", "0"]
     done = subprocess.run(
         [sys.executable, "-m", "search.cli", *args], env=env, capture_output=True, text=True, timeout=600
     )

@@ -31,6 +31,7 @@ def exported(small_study, tmp_path_factory) -> Path:  # noqa: F811
     out = tmp_path_factory.mktemp("export") / "best"
     result = run_cli("export", "--storage", small_study.url, "--study", small_study.name, "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert "is unconfirmed" in result.stdout  # the shared study was searched with --confirm-top 0
     return out
 
 
@@ -130,6 +131,12 @@ def test_export_refuses_bad_trials_and_folders(small_study, exported, tmp_path):
         ('{"arch": {"block1": [32, 32, 32]}, "max_params": 8000}', "over its own max_params 8,000"),
         ('{"arch": {}, "n_params": 5}', "'n_params' is 5"),
         ('{"arch": {}, "trained": {"seed": "zero"}}', "'trained.seed' must be int"),
+        (
+            '{"arch": {}, "accuracies": {"confirmation": {"seeds": 0}}}',
+            "'accuracies.confirmation.seeds' must be a positive integer",
+        ),
+        ('{"arch": {}, "accuracies": {"confirmation": {"val_mean": 2}}}', "must be a number in [0, 1]"),
+        ('{"arch": {}, "accuracies": {"confirmation": {"luck": 1}}}', "'accuracies.confirmation.luck'"),
     ],
 )
 def test_train_refuses_a_bad_config_file(tmp_path, content, needle):

@@ -266,7 +266,7 @@ def test_search_cli_with_the_fused_engine(tmp_path, mnist_dir) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     done = run_cli(
         *("search", "--device", "cpu", "--storage", url, "--data", str(mnist_dir), "--subset", "300"),
-        *("--engine", "fused", "--concurrency", "3", "--epochs", "2", "--trials", "4"),
+        *("--engine", "fused", "--concurrency", "3", "--epochs", "2", "--trials", "4", "--confirm-top", "0"),
     )
     assert done.returncode == 0, done.stderr
     assert "model-epochs/s, up to 3 trials in flight" in done.stdout

@@ -35,6 +35,7 @@ def test_report_writes_markdown_html_and_plots(small_study, tmp_path):  # noqa: 
     assert html.count('src="data:image/png;base64,') == len(PLOTS)
     assert "plots/" not in html  # self-contained: no file references
     assert "iteration-3" in result.stdout  # the table in the terminal
+    assert "- confirmed winner: none; the top row is the single best search run" in md
 
 
 def test_confirm_seeds_trains_once_and_is_stored_in_the_study(small_study, tmp_path):  # noqa: F811
@@ -61,16 +62,24 @@ def test_confirm_seeds_trains_once_and_is_stored_in_the_study(small_study, tmp_p
     for label in labels:
         runs = study.user_attrs[attr_key(label, 1, 300)]["runs"]
         assert sorted(runs) == ["0", "1"] and all(0 <= r["test_acc"] <= 1 for r in runs.values())
-        means[label] = statistics.fmean(r["test_acc"] for r in runs.values())
+        means[label] = (
+            statistics.fmean(r["val_acc"] for r in runs.values()),
+            statistics.fmean(r["test_acc"] for r in runs.values()),
+        )
 
     md = (tmp_path / "first" / "report.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ")][1:]  # after the header
-    assert "test mean ± std (2 seeds)" in md
-    shown = [float(re.search(r"\| ([\d.]+) ± [\d.]+% \|", row).group(1)) for row in rows]
-    assert shown == sorted(shown, reverse=True)  # ranked by the confirmed mean
-    for label, mean in means.items():
+    assert "| val mean ± std (2 seeds) | test mean ± std (2 seeds) | test min |" in md
+    shown = [re.findall(r"\| ([\d.]+) ± [\d.]+% ", row) for row in rows]
+    val_shown = [float(cells[0]) for cells in shown if cells]
+    assert len(val_shown) == 4 and val_shown == sorted(val_shown, reverse=True)  # ranked by the val mean
+    for label, (val_mean, test_mean) in means.items():
         name = label.replace("-", " ") if label.startswith("trial") else label
-        assert any(row.startswith(f"| {name} |") and f"| {100 * mean:.2f} ±" in row for row in rows)
+        row = next(row for row in rows if row.startswith(f"| {name} |"))
+        assert f"| {100 * val_mean:.2f} ± " in row and f"| {100 * test_mean:.2f} ± " in row
+    order = [row.split(" | ")[0][2:] for row in rows if re.search(" ± ", row)]
+    by_val = sorted(means, key=lambda label: means[label][0], reverse=True)
+    assert order == [label.replace("-", " ") if label.startswith("trial") else label for label in by_val]
 
     second = run_cli(*args, "--out", str(tmp_path / "second"))
     assert second.returncode == 0, second.stderr

@@ -12,7 +12,9 @@ from optuna.trial import TrialState
 from mnist_arch import ITERATION_NAMES, CandidateConfig, count_params
 from tests.conftest import run_cli
 
+# Seed confirmation has its own tests (test_confirm_winner.py); here it would only add minutes.
 SEARCH = ("search", "--device", "cpu", "--subset", "500", "--epochs", "2", "--seed", "0")
+SEARCH += ("--confirm-top", "0", "--pruner", "median")  # 2 epochs: too short for the default rungs
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_search_trains_the_baselines_first_and_prunes(searched) -> None:
     ]
     assert len(done) == 6
     assert [t.user_attrs.get("baseline") for t in first_trials[:3]] == list(ITERATION_NAMES)
-    assert any(t.state == TrialState.PRUNED for t in done), "MedianPruner pruned nothing"
+    assert any(t.state == TrialState.PRUNED for t in done), "the median rule pruned nothing"
     assert "iteration-3" in first.stdout and "top 5" in first.stdout
 
 
@@ -113,6 +115,10 @@ def test_test_objective_optimises_test_accuracy(tmp_path, mnist_dir) -> None:
     assert trial.value == trial.user_attrs["test_acc"]
     assert study.metric_names == ["test_acc"]
     assert "baseline" not in trial.user_attrs
+    # Confirmed by default (3 seeds), chosen by validation even here; no baselines, no reference.
+    winner = study.user_attrs["winner"]
+    assert (winner["trial"], winner["seeds"], winner["reference"]) == (trial.number, 3, None)
+    assert "confirmed winner: trial" in result.stdout and "iteration-3" not in result.stdout
 
 
 def test_study_stores_its_settings(searched) -> None:

@@ -13,9 +13,11 @@ from mnist_arch.errors import UsageError
 from search.artifacts import WEIGHTS, artifact_dir_for, history_of, open_artifact_store, trial_artifact
 from search.commands.args import add_study_args
 from search.config_file import ExportedConfig
+from search.confirm import load_if_stored
 from search.existing import open_existing_study
 from search.export import check_out_dir, versions, write_export
 from search.results import top_trials
+from search.winner import confirmed_winner, trial_label
 
 
 def trial_spec(text: str) -> str | int:
@@ -42,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=trial_spec,
         default="best",
         metavar="best|N",
-        help="best: the best complete searched trial within the budget (default); N: trial number N",
+        help="best: the study's confirmed winner (best mean validation accuracy over seeds), else the "
+        "best complete searched trial within the budget, unconfirmed (default); N: trial number N",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="export folder (new or empty)")
     parser.add_argument("--force", action="store_true", help="write into a folder that is not empty")
@@ -67,17 +70,34 @@ def run(args: argparse.Namespace) -> int:
         f"exported trial {trial.number} ({exported.n_params:,} parameters, test "
         f"{100 * exported.accuracies['test_acc']:.2f}%) to {out}: {', '.join(written)}"
     )
+    if args.trial == "best":
+        winner = confirmed_winner(study)
+        if winner is not None:
+            print(f"confirmed winner: {winner.line()}")
+        else:
+            print(
+                f"trial {trial.number} is unconfirmed: the best single search run, not retrained over seeds "
+                "(`mnist-arch search` with --confirm-top K confirms the top trials)"
+            )
     return 0
 
 
 def pick_trial(study: optuna.Study, spec: str | int) -> FrozenTrial:
+    """--trial: "best" is the confirmed winner when the study has one, else its top searched trial."""
     if spec == "best":
+        winner = confirmed_winner(study)
+        if winner is not None:
+            return _complete_trial(study, winner.trial)
         best = top_trials(study, 1)
         if not best:
             raise UsageError(
                 f"study '{study.study_name}' has no complete searched trial within its budget; pass --trial N"
             )
         return best[0]
+    return _complete_trial(study, spec)
+
+
+def _complete_trial(study: optuna.Study, spec: int) -> FrozenTrial:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= spec < len(trials):
         raise UsageError(f"study '{study.study_name}' has no trial {spec} (trials 0..{len(trials) - 1})")
@@ -109,4 +129,25 @@ def exported_config(study: optuna.Study, trial: FrozenTrial) -> ExportedConfig:
             "source": f"study '{study.study_name}' trial {trial.number}",
             **versions(),
         },
+        confirmation_entry(study, trial),
     )
+
+
+def confirmation_entry(study: optuna.Study, trial: FrozenTrial) -> dict | None:
+    """The trial's seed confirmation on the winner's footing (seeds, epochs, data), when it has one."""
+    winner = confirmed_winner(study)
+    if winner is None:
+        return None
+    found = load_if_stored(study, trial_label(trial.number), winner.seeds, winner.epochs, winner.subset)
+    if found is None:
+        return None
+    return {
+        "seeds": winner.seeds,
+        "epochs": winner.epochs,
+        "subset": winner.subset,
+        "val_mean": found.val_mean,
+        "val_std": found.val_std,
+        "test_mean": found.mean,
+        "test_std": found.std,
+        "winner": trial.number == winner.trial,
+    }

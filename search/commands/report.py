@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
-from mnist_arch.trainer import DeviceData, EpochStats
+from mnist_arch.trainer import DeviceData
 from search.commands.args import add_data_args, add_study_args, non_negative_int, positive_int
-from search.confirm import ConfirmJob, confirm, missing_seeds
+from search.confirm import confirm_with_progress, load_if_stored, missing_seeds
 from search.existing import open_existing_study
-from search.report import figures, rank_by_confirmation, report_rows, rich_table, write_report
+from search.progress import wide_console
+from search.report import (
+    figures,
+    rank_by_confirmation,
+    report_rows,
+    rich_table,
+    winner_line,
+    write_report,
+)
 from search.storage import mask_url
+from search.winner import confirmed_winner
 
 DEFAULT_EPOCHS = 15
 
@@ -25,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write report.md and report.html: top models next to the three iterations",
-        description="Tables and plots of a study. --confirm-seeds N retrains the top K and the three "
-        "iterations from scratch with N seeds; the runs are stored in the study and reused.",
+        description="Tables and plots of a study, with its confirmed winner. --confirm-seeds N retrains "
+        "the top K and the three iterations from scratch with N seeds and ranks them by mean validation "
+        "accuracy; the runs are stored in the study and reused.",
     )
     study = parser.add_argument_group("study")
     add_study_args(study)
@@ -38,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=0,
         metavar="N",
-        help="retrain each model with seeds 0..N-1 (default: 0 = off; 5 is a good choice)",
+        help="retrain each model with seeds 0..N-1 and rank by mean validation accuracy "
+        "(default: 0 = off, the table shows the search's confirmation runs; 5 is a good choice)",
     )
     confirmation.add_argument(
         "--epochs", type=positive_int, help="epochs of each confirmation run (default: the study's, else 15)"
@@ -48,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = wide_console()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
@@ -69,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 f"confirming {len(jobs)} models with {args.confirm_seeds} seeds: {len(todo)} runs of "
                 f"{epochs} epochs on {len(mnist.train_labels):,} images ({device}); stored runs are reused"
             )
-        results = _confirm_with_progress(
-            console, study, jobs, data, args.confirm_seeds, epochs, args.subset, len(todo)
+        results = confirm_with_progress(
+            console, study, jobs, data, seeds=args.confirm_seeds, epochs=epochs, subset=args.subset
         )
         for row in rows:
             row.confirmation = results[row.label]
@@ -81,35 +89,20 @@ def run(args: argparse.Namespace) -> int:
             "subset": args.subset,
             "device": device.type,
         }
+    elif (winner := confirmed_winner(study)) is not None:
+        for row in rows:
+            row.confirmation = load_if_stored(study, row.label, winner.seeds, winner.epochs, winner.subset)
+        confirm_info = {
+            "seeds": winner.seeds,
+            "epochs": winner.epochs,
+            "subset": winner.subset,
+            "from_search": True,
+        }
 
     console.print(rich_table(study, rows))
+    console.print(winner_line(confirmed_winner(study)), highlight=False)
     with console.status("drawing plots"):
         figs = figures(study, rows)
     written = write_report(out, study, mask_url(args.storage), rows, figs, confirm_info)
     console.print("wrote " + ", ".join(str(p) for p in written) + f" and {out / 'plots'}/")
     return 0
-
-
-def _confirm_with_progress(console, study, jobs, data, seeds, epochs, subset, runs):  # noqa: ANN001, ANN202
-    progress = Progress(
-        TextColumn("confirmation"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    )
-    if runs == 0:
-        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
-    task = progress.add_task("", total=runs * epochs)
-
-    def on_epoch(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
-        progress.update(
-            task,
-            advance=1,
-            description=f"{job.label} seed {seed} epoch {stats.epoch}/{epochs} "
-            f"test {100 * stats.test_acc:.2f}%",
-        )
-
-    with progress:
-        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_epoch)

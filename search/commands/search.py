@@ -16,16 +16,17 @@ from search.commands.args import (
     positive_int,
 )
 from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
-from search.engines import ENGINE_CHOICES, resolve_engine, run_search_trials
+from search.engines import ENGINE_CHOICES, expected_in_flight, resolve_engine, run_search_trials
 from search.fused_search import FUSED_AUTO_CONCURRENCY
 from search.heartbeat import heartbeat_from_env
 from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
 from search.loop import trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress, wide_console
-from search.results import fault_lines, result_table
+from search.results import fault_lines, result_table, top_trials
 from search.storage import mask_url, open_storage, use_wal
-from search.study import OBJECTIVES, enqueue_baselines, make_pruner, open_study
+from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study
+from search.winner import confirm_winner, confirmed_winner
 from search.workers import plan_devices, run_workers, trial_line
 from space.budget import require_reachable
 from space.space import SearchSpace
@@ -50,7 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.add_argument(
         "--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"
     )
-    study.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
+    study.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="rungs",
+        help="rungs (default): stop a trial only at a fifth, a third and two thirds of the epochs, when "
+        "its best accuracy so far is 0.2 points below the top 40 %% of every trial there (pruned ones at "
+        "their last value), baselines never; median: below the median of the others at every epoch "
+        "after epochs // 5; hyperband; none",
+    )
     study.add_argument(
         "--objective",
         choices=tuple(OBJECTIVES),
@@ -105,6 +114,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: fused on CUDA when the space fixes the architecture, else separate)",
     )
     add_data_args(training)
+    confirmation = parser.add_argument_group(
+        "confirmation",
+        "after the search, the top K searched trials are retrained from scratch with seeds 0..N-1 on the "
+        "study's data and epochs (iteration-3 too when the study has baselines); the best mean validation "
+        "accuracy is the confirmed winner. Runs are stored in the study and reused",
+    )
+    confirmation.add_argument(
+        "--confirm-top",
+        type=non_negative_int,
+        default=5,
+        metavar="K",
+        help="searched trials to confirm (default: 5; 0 turns confirmation off)",
+    )
+    confirmation.add_argument(
+        "--confirm-seeds",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="seeds per confirmed model (default: 3)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -128,8 +157,8 @@ _RESUME = "Run the same command again to resume."
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     # Everything that can be wrong with the input is checked before the storage is touched.
-    space = SearchSpace.load(args.space)
-    max_params = args.max_params or space.spec.max_params
+    space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
+    max_params = space.max_params
     require_reachable(space, max_params)
     devices = plan_devices(args.device, args.workers)
     mnist = load_mnist(args.data, args.subset)
@@ -148,6 +177,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         pruner=make_pruner(args.pruner, args.epochs),
         settings=settings,
+        in_flight=expected_in_flight(args.concurrency, devices[0]),
     )
     use_wal(storage)
     if new and not args.no_baselines:
@@ -165,8 +195,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     del mnist  # each worker loads its own copy
     check_interrupt()
     code = run_workers(args, devices, study)
-    _print_results(console, study)
-    if code in (130, 143):
+    interrupted = code in (130, 143)
+    if code == 0:
+
+        def reload() -> DeviceData:  # the workers had their own copies
+            return DeviceData.from_mnist(load_mnist(args.data, args.subset), devices[0])
+
+        code = _confirm(args, console, study, reload)
+    _print_results(console, study, args.confirm_top > 0)
+    if interrupted:
         console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
     return code
 
@@ -191,12 +228,36 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
             f"{stats.trained} trained, {stats.pruned} pruned; {stats.rejected} of {drawn} "
             f"draws were over budget and rejected before training"
         )
-    _print_results(console, study)
+    code = _confirm(args, console, study, lambda: ctx.data)
+    _print_results(console, study, args.confirm_top > 0)
+    return code
+
+
+def _confirm(args, console, study, load_data) -> int:  # noqa: ANN001
+    """Seed-confirm the top trials (--timeout limits new trials only); 0, or the exit code of a signal."""
+    if args.confirm_top == 0:
+        return 0
+    try:
+        confirm_winner(
+            console,
+            study,
+            top_trials(study, args.confirm_top),
+            load_data,
+            seeds=args.confirm_seeds,
+            epochs=study.user_attrs.get("epochs") or args.epochs,
+            subset=args.subset,
+        )
+    except Interrupted as error:
+        console.print(f"interrupted ({error}) during confirmation: finished runs are stored. {_RESUME}")
+        return error.exit_code
     return 0
 
 
-def _print_results(console: Console, study) -> None:  # noqa: ANN001
+def _print_results(console: Console, study, confirmed: bool) -> None:  # noqa: ANN001
     console.print(result_table(study))
     faults = fault_lines(study)
     if faults:
         console.print("not completed: " + "; ".join(faults), highlight=False)
+    winner = confirmed_winner(study)
+    if confirmed and winner is not None:
+        console.print(f"confirmed winner: {winner.line()}", highlight=False)

@@ -1,0 +1,262 @@
+"""The confirmed winner: the best mean validation accuracy over seeds among the top searched trials.
+
+A search's single best trial is the maximum of noisy draws, so its accuracy is biased upwards. At the
+end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, see search.confirm) and
+the one with the best mean validation accuracy wins; test accuracy is shown, never used to choose.
+iteration-3, the reference hand design, is confirmed with the same seeds when the study has baselines.
+The winner is the study user attribute "winner" (JSON, shape in `Winner.to_json`) and a dashboard note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from rich.console import Console
+
+from mnist_arch.config import CandidateConfig
+from mnist_arch.iterations import get_iteration
+from mnist_arch.trainer import DeviceData
+from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, missing_seeds
+
+WINNER_ATTR = "winner"
+REFERENCE = "iteration-3"
+NOTE_MARK = "**Confirmed winner"  # a note section written here starts with it ...
+NOTE_END = "\n\n---\n\n"  # ... and ends with this rule; the rest of the note is kept
+
+
+def trial_label(number: int) -> str:
+    """Key of a searched trial's confirmation runs."""
+    return f"trial-{number}"
+
+
+def seed_range(seeds: int) -> str:
+    """'seeds 0..2', or 'seed 0' for one."""
+    return "seed 0" if seeds == 1 else f"seeds 0..{seeds - 1}"
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f} %"
+
+
+@dataclass(frozen=True)
+class Reference:
+    label: str
+    val_mean: float
+    val_std: float
+    test_mean: float
+    test_std: float
+
+    def text(self) -> str:
+        val, test = _pm(self.val_mean, self.val_std), _pm(self.test_mean, self.test_std)
+        return f"{self.label} val {val} test {test}"
+
+
+@dataclass(frozen=True)
+class Winner:
+    trial: int
+    label: str
+    n_params: int
+    seeds: int
+    epochs: int
+    subset: int | None
+    val_mean: float
+    val_std: float
+    test_mean: float
+    test_std: float
+    candidates: tuple[str, ...]  # labels confirmed, in search order (best search value first)
+    reference: Reference | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "label": self.label,
+            "n_params": self.n_params,
+            "seeds": self.seeds,
+            "epochs": self.epochs,
+            "subset": self.subset,
+            "val_mean": self.val_mean,
+            "val_std": self.val_std,
+            "test_mean": self.test_mean,
+            "test_std": self.test_std,
+            "candidates": list(self.candidates),
+            "reference": None if self.reference is None else vars(self.reference).copy(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Winner:
+        ref = data.get("reference")
+        return cls(
+            int(data["trial"]),
+            str(data["label"]),
+            int(data["n_params"]),
+            int(data["seeds"]),
+            int(data["epochs"]),
+            data["subset"],
+            float(data["val_mean"]),
+            float(data["val_std"]),
+            float(data["test_mean"]),
+            float(data["test_std"]),
+            tuple(data["candidates"]),
+            None if ref is None else Reference(**ref),
+        )
+
+    def text(self) -> str:
+        """'trial 12 (7,972 params) val 99.41 ± 0.03 % test 99.37 ± 0.04 % over 3 seeds'"""
+        return (
+            f"trial {self.trial} ({self.n_params:,} params) val {_pm(self.val_mean, self.val_std)} "
+            f"test {_pm(self.test_mean, self.test_std)} over {self.seeds} seed{'s' if self.seeds > 1 else ''}"
+        )
+
+    def line(self) -> str:
+        """The winner, then the reference confirmed on the same footing."""
+        return self.text() + (f"; {self.reference.text()}" if self.reference else "")
+
+    def settings(self) -> str:
+        """How it was confirmed: seeds, epochs, training images."""
+        return (
+            f"{seed_range(self.seeds)}, {self.epochs} epochs on {self.subset or 'all'} training images, "
+            "chosen by mean validation accuracy"
+        )
+
+
+def confirmed_winner(study: optuna.Study) -> Winner | None:
+    """The stored winner, or None when the study has none (or an unreadable one)."""
+    data = study.user_attrs.get(WINNER_ATTR)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Winner.from_json(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def store_winner(study: optuna.Study, winner: Winner) -> None:
+    """Set the "winner" attribute and the dashboard notes; nothing is written when it is unchanged."""
+    previous = confirmed_winner(study)
+    if previous == winner:
+        return
+    study.set_user_attr(WINNER_ATTR, winner.to_json())
+    _write_notes(study, winner, previous)
+
+
+def choose_winner(
+    candidates: Sequence[tuple[FrozenTrial, Confirmation]],
+    reference: Confirmation | None,
+    *,
+    epochs: int,
+    subset: int | None,
+) -> Winner:
+    """The candidate with the best mean validation accuracy (the earlier one on a tie)."""
+    trial, best = max(candidates, key=lambda pair: pair[1].val_mean)
+    return Winner(
+        trial.number,
+        trial_label(trial.number),
+        trial.user_attrs["n_params"],
+        best.seeds,
+        epochs,
+        subset,
+        best.val_mean,
+        best.val_std,
+        best.mean,
+        best.std,
+        tuple(trial_label(t.number) for t, _ in candidates),
+        None
+        if reference is None
+        else Reference(REFERENCE, reference.val_mean, reference.val_std, reference.mean, reference.std),
+    )
+
+
+def has_baselines(study: optuna.Study) -> bool:
+    return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False))
+
+
+def confirm_winner(
+    console: Console,
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    load_data: Callable[[], DeviceData],
+    *,
+    seeds: int,
+    epochs: int,
+    subset: int | None,
+) -> Winner | None:
+    """Confirm `trials` (and iteration-3 when the study has baselines), store and return the winner.
+
+    `load_data` is called only when some run is not stored yet."""
+    if not trials:
+        console.print("confirmation skipped: the study has no complete searched trial within its budget")
+        return None
+    jobs = [
+        ConfirmJob(trial_label(t.number), CandidateConfig.from_dict(t.user_attrs["config"])) for t in trials
+    ]
+    if has_baselines(study):
+        jobs.append(ConfirmJob(REFERENCE, get_iteration(REFERENCE).config))
+    todo = missing_seeds(study, jobs, seeds, epochs, subset)
+    data = None
+    what = f"{len(trials)} searched model(s)" + (f" and {REFERENCE}" if len(jobs) > len(trials) else "")
+    if todo:
+        data = load_data()
+        console.print(
+            f"confirming {what} with {seed_range(seeds)}: {len(todo)} run(s) of {epochs} epochs on "
+            f"{len(data.train_y):,} images ({data.train_x.device}); stored runs are reused"
+        )
+    else:
+        console.print(f"confirmation of {what} with {seeds} seeds: every run is stored, nothing to train")
+    results = confirm_with_progress(console, study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
+    winner = choose_winner(
+        [(t, results[trial_label(t.number)]) for t in trials],
+        results.get(REFERENCE),
+        epochs=epochs,
+        subset=subset,
+    )
+    store_winner(study, winner)
+    return winner
+
+
+def _write_notes(study: optuna.Study, winner: Winner, previous: Winner | None) -> None:
+    from optuna_dashboard import get_note, save_note
+
+    ref = f" {winner.reference.text()} on the same seeds." if winner.reference else ""
+    save_note(
+        study,
+        _with_section(
+            get_note(study),
+            f"{NOTE_MARK}: trial {winner.trial}** ({winner.n_params:,} params): validation "
+            f"{_pm(winner.val_mean, winner.val_std)}, test {_pm(winner.test_mean, winner.test_std)} "
+            f"(mean ± std over {winner.seeds} seeds; {winner.settings()} among "
+            f"{', '.join(winner.candidates)}).{ref}",
+        ),
+    )
+    if previous is not None and previous.trial != winner.trial:
+        old = _trial_handle(study, previous.trial)
+        if old is not None:
+            save_note(old, _with_section(get_note(old), None))
+    trial = _trial_handle(study, winner.trial)
+    if trial is not None:
+        section = (
+            f"{NOTE_MARK} of the study**: validation {_pm(winner.val_mean, winner.val_std)}, test "
+            f"{_pm(winner.test_mean, winner.test_std)} (mean ± std over {winner.seeds} seeds; "
+            f"{winner.settings()}).{ref}"
+        )
+        save_note(trial, _with_section(get_note(trial), section))
+
+
+def _trial_handle(study: optuna.Study, number: int) -> optuna.Trial | None:
+    """A handle for the dashboard's note functions; notes live in the study, so a finished trial works."""
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        return None
+    return optuna.Trial(study, trials[number]._trial_id)
+
+
+def _with_section(body: str, section: str | None) -> str:
+    """`body` without an earlier winner section, with `section` (if any) in front."""
+    if body.startswith(NOTE_MARK):
+        body = body.split(NOTE_END, 1)[1] if NOTE_END in body else ""
+    if section is None:
+        return body
+    return section + NOTE_END + body if body else section
