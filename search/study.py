@@ -9,7 +9,7 @@ import optuna
 
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATIONS
-from search.pruners import RUNG_KEEP, RUNG_MARGIN, ReportedMedianPruner, RungPruner, default_rungs
+from search.pruners import RUNG_KEEP, RUNG_Z, ReportedMedianPruner, RungPruner, default_rungs
 from space.space import SearchSpace
 
 OBJECTIVES = {"val": "val_acc", "test": "test_acc"}
@@ -22,7 +22,7 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     """`rungs` (the default, chosen by replaying recorded curves: BENCHMARKS.md), the running median
     once three other trials reached an epoch after `epochs // 5` warm-up epochs, Hyperband over epochs."""
     if name == "rungs":
-        return RungPruner(default_rungs(epochs), keep=RUNG_KEEP, margin=RUNG_MARGIN, min_peers=4)
+        return RungPruner(default_rungs(epochs), keep=RUNG_KEEP, z=RUNG_Z, min_peers=4)
     if name == "median":
         return ReportedMedianPruner(n_min_trials=3, n_warmup_steps=epochs // 5)
     if name == "hyperband":

@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=PRUNERS,
         default="rungs",
         help="rungs (default): stop a trial only at a fifth, a third and two thirds of the epochs, when "
-        "its best accuracy so far is 0.2 points below the top 40 %% of every trial there (pruned ones at "
-        "their last value), baselines never; median: below the median of the others at every epoch "
-        "after epochs // 5; hyperband; none",
+        "its best accuracy so far is more than two standard errors below the top third of every trial "
+        "there (pruned ones at their last value), baselines never; median: below the median of the "
+        "others at every epoch after epochs // 5; hyperband; none",
     )
     study.add_argument(
         "--objective",
