@@ -37,6 +37,11 @@ SECTION = "## Search quality"
 def device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
     return platform.processor() or platform.machine()
 
 
@@ -113,7 +118,8 @@ def main() -> None:
         [
             f"`python scripts/quality_bench.py --device {args.device} --minutes {args.minutes:g}"
             + (f" --subset {args.subset}" if args.subset else "")
-            + f" --epochs {args.epochs}`: on {device_name(args.device)} (torch {torch.__version__}), "
+            + f" --epochs {args.epochs} --confirm-top {args.confirm_top} --confirm-seeds {args.confirm_seeds}"
+            + f" --budgets {args.budgets}`: on {device_name(args.device)} (torch {torch.__version__}), "
             f"{args.epochs}-epoch trials on {scale}, new trials for {args.minutes:g} min, then the top "
             f"{args.confirm_top} searched models and iteration-3 confirmed with {args.confirm_seeds} "
             "seeds (final epoch; the winner is the best mean validation accuracy). Time is the whole "
