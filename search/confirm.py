@@ -114,13 +114,15 @@ def confirm(
     for first in range(0, len(missing), IN_FLIGHT):
         chunk = missing[first : first + IN_FLIGHT]
         finals = _train_chunk(chunk, data, epochs, on_epoch)
+        finished: dict[str, dict[str, dict]] = {}  # attribute key -> seed -> run, one write per key
         for (job, seed), last in zip(chunk, finals, strict=True):
-            key = attr_key(job.label, epochs, subset)
-            runs = stored_runs(study, key)
             run = {"test_acc": 0.0, "val_acc": 0.0, "diverged": True}
             if last is not None:
                 run = {"test_acc": last.test_acc, "val_acc": last.val_acc}
-            runs[str(seed)] = {**run, "device": data.train_x.device.type}
+            key = attr_key(job.label, epochs, subset)
+            finished.setdefault(key, {})[str(seed)] = {**run, "device": data.train_x.device.type}
+        for key, runs in finished.items():
+            runs = {**stored_runs(study, key), **runs}
             study.set_user_attr(key, {"epochs": epochs, "subset": subset, "runs": runs})
     return {job.label: load(study, job.label, seeds, epochs, subset) for job in jobs}
 

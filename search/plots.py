@@ -259,15 +259,7 @@ def accuracy_vs_params_figure(
     span = focus_range([p.accuracy for p in points], keep)
 
     pruned = [p for p in points if p.pruned]
-    if pruned:
-        axis.scatter(
-            [p.n_params for p in pruned],
-            [p.accuracy for p in pruned],
-            s=14,
-            facecolors="none",
-            edgecolors=MUTED,
-            label="pruned (last reported value)",
-        )
+    _draw_pruned(axis, [p.n_params for p in pruned], [p.accuracy for p in pruned])
     searched = [p for p in complete if not p.label]
     if searched:
         axis.scatter([p.n_params for p in searched], [p.accuracy for p in searched], s=18, c="tab:blue")
@@ -305,6 +297,12 @@ def accuracy_vs_params_png(
     points: Sequence[Point], max_params: int | None, metric: str, winner: WinnerMark | None = None
 ) -> bytes:
     return _png(accuracy_vs_params_figure(points, max_params, metric, winner))
+
+
+def _draw_pruned(axis: Axes, xs: Sequence[float], ys: Sequence[float]) -> None:
+    """Pruned trials, hollow and muted, at their last reported value."""
+    if xs:
+        axis.scatter(xs, ys, s=14, facecolors="none", edgecolors=MUTED, label="pruned (last reported value)")
 
 
 def _draw_front(axis: Axes, front: Sequence[Point], right: float) -> None:
@@ -409,15 +407,7 @@ def best_over_trials_figure(
         keep += [winner.mean - winner.std, winner.mean + winner.std]
     span = focus_range([p.accuracy for p in searched], keep)
     end = max((p.number for p in searched), default=0)
-    if pruned:
-        axis.scatter(
-            [p.number for p in pruned],
-            [p.accuracy for p in pruned],
-            s=14,
-            facecolors="none",
-            edgecolors=MUTED,
-            label="pruned (last reported value)",
-        )
+    _draw_pruned(axis, [p.number for p in pruned], [p.accuracy for p in pruned])
     if complete:
         axis.scatter(
             [p.number for p in complete], [p.accuracy for p in complete], s=16, c="tab:blue", alpha=0.6

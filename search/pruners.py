@@ -91,11 +91,10 @@ def _standard_error(accuracy: float, n: int) -> float:
 
 
 def _in_field(trial: FrozenTrial, step: int) -> bool:
-    """Reached `step`, or was pruned after reporting something before it."""
+    """Reached `step`, or was pruned after reporting something before it (over-budget draws report
+    nothing, so they never count)."""
     last = trial.last_step
-    if last is None:
-        return False
-    return last >= step or trial.state == TrialState.PRUNED and "rejected" not in trial.user_attrs
+    return last is not None and (last >= step or trial.state == TrialState.PRUNED)
 
 
 def _best_up_to(trial: FrozenTrial, step: int, sign: float) -> float:

@@ -133,21 +133,17 @@ def rich_table(study: optuna.Study, rows: list[ReportRow]) -> Table:
 
 def plot_points(study: optuna.Study, metric: str) -> list[Point]:
     """Every trained trial: complete ones at their final metric, pruned ones at their last reported value."""
-    trained = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if is_trained(t) and "n_params" in t.user_attrs and _plotted_value(t, metric) is not None
-    ]
-    return [
-        Point(
-            t.user_attrs["n_params"],
-            _plotted_value(t, metric),
-            t.user_attrs.get("baseline"),
-            t.state != TrialState.COMPLETE,
-            t.number,
-        )
-        for t in trained
-    ]
+    points = []
+    for t in study.get_trials(deepcopy=False):
+        if not is_trained(t) or "n_params" not in t.user_attrs:
+            continue
+        value = _plotted_value(t, metric)
+        if value is not None:
+            baseline = t.user_attrs.get("baseline")
+            points.append(
+                Point(t.user_attrs["n_params"], value, baseline, t.state != TrialState.COMPLETE, t.number)
+            )
+    return points
 
 
 def figures(study: optuna.Study, rows: list[ReportRow]) -> list[Figure]:

@@ -10,7 +10,7 @@ The winner is the study user attribute "winner" (JSON, shape in `Winner.to_json`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
@@ -71,20 +71,7 @@ class Winner:
     reference: Reference | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "trial": self.trial,
-            "label": self.label,
-            "n_params": self.n_params,
-            "seeds": self.seeds,
-            "epochs": self.epochs,
-            "subset": self.subset,
-            "val_mean": self.val_mean,
-            "val_std": self.val_std,
-            "test_mean": self.test_mean,
-            "test_std": self.test_std,
-            "candidates": list(self.candidates),
-            "reference": None if self.reference is None else vars(self.reference).copy(),
-        }
+        return {**asdict(self), "candidates": list(self.candidates)}  # asdict turns `reference` into a dict
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Winner:
