@@ -6,10 +6,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+# Bounds of a config that can be built and trained at all: a small CNN for 28x28 images of ten digits.
+MAX_CHANNELS = 1024
+MAX_CONVS_BEFORE_POOL = 32
+MIN_CLASSES, MAX_CLASSES = 10, 1000
+MAX_ROTATION = 180.0  # +/- degrees; more repeats angles already covered
+MAX_BATCH_SIZE = 60000
 
 
 class ConfigError(ValueError):
@@ -29,12 +36,25 @@ class ArchConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "block1", tuple(int(c) for c in self.block1))
         object.__setattr__(self, "block2", tuple(int(c) for c in self.block2))
+        _require_finite(self)
         if not self.block1 or not self.block2:
             raise ConfigError("architecture needs at least one conv before and one after the pool")
+        if len(self.block1) > MAX_CONVS_BEFORE_POOL:
+            raise ConfigError(
+                f"block1 has {len(self.block1)} convs; at most {MAX_CONVS_BEFORE_POOL} before the pool"
+            )
         if min(self.block1 + self.block2) < 1:
             raise ConfigError("every conv needs at least one channel")
+        widest = max(self.block1 + self.block2)
+        if widest > MAX_CHANNELS:
+            raise ConfigError(f"a conv has {widest:,} channels; at most {MAX_CHANNELS}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not MIN_CLASSES <= self.num_classes <= MAX_CLASSES:
+            raise ConfigError(
+                f"num_classes must be {MIN_CLASSES} to {MAX_CLASSES} (MNIST's labels are 0..9), "
+                f"got {self.num_classes}"
+            )
         if self.final_size < 1:
             raise ConfigError(f"{len(self.block2)} unpadded convs after the pool shrink the image below 1x1")
 
@@ -58,12 +78,15 @@ class TrainConfig:
     rotation: float = 7.0  # random rotation of every training image, +/- degrees
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         if self.lr <= 0 or self.batch_size < 1 or self.lr_step < 1 or self.lr_decay_start < 1:
             raise ConfigError("lr, batch_size, lr_step and lr_decay_start must be positive")
         if not 0.0 <= self.momentum < 1.0 or not 0.0 < self.lr_gamma <= 1.0:
             raise ConfigError("momentum must be in [0, 1) and lr_gamma in (0, 1]")
-        if self.rotation < 0:
-            raise ConfigError("rotation must be >= 0 degrees")
+        if not 0 <= self.rotation <= MAX_ROTATION:
+            raise ConfigError(f"rotation must be 0 to {MAX_ROTATION:g} degrees, got {self.rotation}")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise ConfigError(f"batch_size must be at most {MAX_BATCH_SIZE:,} (MNIST's training images)")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 1-based `epoch`: StepLR that starts counting at `lr_decay_start`."""
@@ -138,8 +161,22 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if text == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"'{key}' must be a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"'{key}' is too large for a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"'{key}' must be a finite number, got {number}")
+        return number
     return value
+
+
+def _require_finite(config: Any) -> None:
+    """NaN passes every comparison check (NaN < 0 is False), so non-finite floats are refused first."""
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{item.name} must be a finite number, got {value}")
 
 
 def _is_int(value: Any) -> bool:

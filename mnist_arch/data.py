@@ -1,27 +1,46 @@
-"""MNIST as tensors: from a local folder of IDX files (gzipped or not), or torchvision's download.
+"""MNIST-format data as tensors: from a local folder of IDX files (gzipped or not), or torchvision's download.
 
 The training set is split once, with a fixed seed, into a validation split (held out, used to choose
 models) and the training pool; the test set is only ever measured.
+
+The data are checked before anything uses them; every failure is one line naming the file and the fix:
+
+- each file: readable, a complete gzip stream when it ends in .gz, the IDX magic number of its kind,
+  28x28 images, exactly as many bytes as its header announces;
+- each split holds as many images as labels, and every label is a digit class 0..9;
+- MNIST, Fashion-MNIST and KMNIST hold 60,000 training and 10,000 test images. Other counts are accepted
+  (a slice of MNIST, for instance) when they are consistent: the training files hold at least
+  `MIN_TRAINING_IMAGES` (the 5,000-image validation split plus one batch of 128 for the training pool) and
+  no fewer images than the test files (when the test files hold more, and enough to train on, the train and
+  test files look swapped), and the test images are not a copy of the training images.
+
+`load_mnist` also computes the data's identity (`mnist_arch.dataset`): content hashes, name, counts and
+pixel statistics, as `Mnist.identity`.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
-import tempfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from mnist_arch.dataset import ROLES, DatasetIdentity, FileDigest, build_identity, digest, idx_bytes
 from mnist_arch.errors import UsageError
 
 DATA_ENV = "MNIST_ARCH_DATA"
 VALIDATION_SIZE = 5000
 VALIDATION_SEED = 20240501  # fixed for every study, so validation accuracies stay comparable
 MEAN, STD = 0.1307, 0.3081
+MIN_POOL = 128  # one batch at the default batch size: fewer training images leave nothing to learn from
+MIN_TRAINING_IMAGES = VALIDATION_SIZE + MIN_POOL
+CLASSES = 10
 
-# name -> (IDX magic number, item shape)
+# name -> (IDX magic number, item shape), in ROLES order
 _FILES = {
     "train-images-idx3-ubyte": (2051, (28, 28)),
     "train-labels-idx1-ubyte": (2049, ()),
@@ -33,7 +52,7 @@ _HINT = f"pass --data DIR or set {DATA_ENV} to a folder with the four MNIST IDX 
 
 @dataclass
 class Mnist:
-    """uint8 images (N, 28, 28) and int64 labels, on one device."""
+    """uint8 images (N, 28, 28) and int64 labels, on one device, and the identity of the files."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
@@ -41,24 +60,55 @@ class Mnist:
     val_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
+    identity: DatasetIdentity | None = field(default=None, compare=False)
 
     def to(self, device: torch.device | str) -> Mnist:
-        return Mnist(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+        tensors = (getattr(self, f.name).to(device) for f in fields(self) if f.name != "identity")
+        return Mnist(*tensors, identity=self.identity)
+
+
+@dataclass
+class _Source:
+    """The four tensors as read, with what identifies them."""
+
+    tensors: tuple[torch.Tensor, ...]  # ROLES order
+    digests: dict[str, FileDigest]
+    gz_md5: dict[str, str | None]  # md5 of the .gz file as found, None for a plain file
 
 
 def load_mnist(data_dir: str | os.PathLike[str] | None = None, subset: int | None = None) -> Mnist:
-    """Load MNIST, hold out the validation split, and keep the first `subset` training images."""
-    train_images, train_labels, test_images, test_labels = _read_all(data_dir)
+    """Load and check the data, hold out the validation split, and keep the first `subset` training images."""
+    if subset is not None and subset < 1:
+        raise UsageError(f"--subset must be a positive number of images, got {subset}")
+    source = _read_source(data_dir)
+    train_images, train_labels, test_images, test_labels = source.tensors
     order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(VALIDATION_SEED))
     is_val = torch.zeros(len(train_labels), dtype=torch.bool)
     is_val[order[:VALIDATION_SIZE]] = True
     pool_images, pool_labels = train_images[~is_val], train_labels[~is_val]
+    identity = build_identity(
+        source.digests,
+        source.gz_md5,
+        {
+            "train": len(train_labels),
+            "validation": VALIDATION_SIZE,
+            "pool": len(pool_labels),
+            "test": len(test_labels),
+        },
+        (train_labels, test_labels),
+        pool_images,
+        (MEAN, STD),
+    )
     if subset is not None:
-        if subset < 1:
-            raise UsageError(f"--subset must be a positive number of images, got {subset}")
         pool_images, pool_labels = pool_images[:subset], pool_labels[:subset]
     return Mnist(
-        pool_images, pool_labels, train_images[is_val], train_labels[is_val], test_images, test_labels
+        pool_images,
+        pool_labels,
+        train_images[is_val],
+        train_labels[is_val],
+        test_images,
+        test_labels,
+        identity,
     )
 
 
@@ -69,39 +119,61 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _read_all(data_dir: str | os.PathLike[str] | None) -> tuple[torch.Tensor, ...]:
+    """The checked training images and labels, then the test images and labels."""
+    return _read_source(data_dir).tensors
+
+
+def _read_source(data_dir: str | os.PathLike[str] | None) -> _Source:
     folder = resolve_data_dir(data_dir)
     if folder is None:
         return _torchvision_mnist(Path("data"))
-    if not folder.is_dir():
-        raise UsageError(f"data folder {folder} does not exist; {_HINT}")
-    tensors = tuple(_read_idx(folder, name) for name in _FILES)
-    for images, labels, split in ((tensors[0], tensors[1], "train"), (tensors[2], tensors[3], "t10k")):
-        if len(images) != len(labels) or len(labels) == 0:
-            raise UsageError(f"{folder}: {split} has {len(images)} images but {len(labels)} labels; {_HINT}")
-    return tensors
+    try:
+        is_folder = folder.is_dir()
+    except OSError as error:
+        raise UsageError(f"data folder {folder} cannot be read ({_reason(error)}); {_HINT}") from None
+    if not is_folder:
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"data folder {folder} {what}; {_HINT}")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UsageError(f"data folder {folder} cannot be read: permission denied; make it readable")
+    tensors, digests, gz_md5 = [], {}, {}
+    for role, name in zip(ROLES, _FILES, strict=True):
+        path, raw, packed_md5 = _read_file(folder, name)
+        _check_idx(raw, name, path)
+        tensors.append(_parse_idx(raw, name))
+        digests[role], gz_md5[role] = digest(path.name, raw), packed_md5
+    paths = {role: folder / digests[role].name for role in ROLES}
+    _check_consistent(tuple(tensors), paths, digests)
+    return _Source(tuple(tensors), digests, gz_md5)
 
 
-def _read_idx(folder: Path, name: str) -> torch.Tensor:
-    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
-
+def _read_file(folder: Path, name: str) -> tuple[Path, bytes, str | None]:
+    """(the file used, its decompressed content, the md5 of the .gz file or None)."""
     plain, packed = folder / name, folder / f"{name}.gz"
-    if plain.is_file():
-        raw, path = plain.read_bytes(), plain
-    elif packed.is_file():
-        path = packed
-        try:
-            raw = gzip.decompress(packed.read_bytes())
-        except (OSError, EOFError) as error:
-            raise UsageError(f"{packed} is not a readable gzip file ({error}); {_HINT}") from None
-    else:
+    path = next((p for p in (plain, packed) if os.path.lexists(p)), None)
+    if path is None:
         raise UsageError(f"{folder} has no {name} (or {name}.gz); {_HINT}")
-    _check_idx(raw, name, path)
-    # torchvision's reader takes a path, not bytes: hand it the checked, decompressed file.
-    with tempfile.TemporaryDirectory() as tmp:
-        unpacked = Path(tmp) / name
-        unpacked.write_bytes(raw)
-        tensor = read_sn3_pascalvincent_tensor(str(unpacked))
-    return tensor if _FILES[name][1] else tensor.long()
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not an IDX file; remove or rename it; {_HINT}") from None
+    except PermissionError:
+        raise UsageError(f"{path} cannot be read: permission denied; make it readable (chmod +r)") from None
+    except OSError as error:
+        raise UsageError(f"{path} cannot be read ({_reason(error)}); {_HINT}") from None
+    if path is plain:
+        return path, raw, None
+    try:
+        content = gzip.decompress(raw)
+    except EOFError:
+        raise UsageError(f"{path} is truncated (the gzip stream ends early); copy the file again") from None
+    except (OSError, zlib.error) as error:
+        raise UsageError(f"{path} is not a readable gzip file ({_reason(error)}); {_HINT}") from None
+    return path, content, hashlib.md5(raw, usedforsecurity=False).hexdigest()
+
+
+def _reason(error: OSError | zlib.error) -> str:
+    return (getattr(error, "strerror", None) or str(error) or type(error).__name__).rstrip(".")
 
 
 def _check_idx(raw: bytes, name: str, path: Path) -> None:
@@ -117,7 +189,63 @@ def _check_idx(raw: bytes, name: str, path: Path) -> None:
         raise UsageError(f"{path} is truncated or padded: {len(raw)} bytes, expected {expected}; {_HINT}")
 
 
-def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, ...]:
+def _parse_idx(raw: bytes, name: str) -> torch.Tensor:
+    """The items of a checked IDX file: uint8 images (N, 28, 28) or int64 labels (N,)."""
+    item_shape = _FILES[name][1]
+    header = 4 * (2 + len(item_shape))
+    payload = bytearray(raw[header:])
+    flat = torch.frombuffer(payload, dtype=torch.uint8) if payload else torch.empty(0, dtype=torch.uint8)
+    items = flat.reshape(-1, *item_shape)
+    return items if item_shape else items.long()
+
+
+def _check_consistent(
+    tensors: tuple[torch.Tensor, ...], paths: dict[str, Path | str], digests: dict[str, FileDigest]
+) -> None:
+    """Counts, splits and labels (the rules in the module docstring)."""
+    train_x, train_y, test_x, test_y = (len(t) for t in tensors)
+    if train_x == test_y and test_x == train_y and train_x != train_y:
+        raise UsageError(
+            f"{paths['train_images']} holds {train_x:,} images and {paths['test_images']} {test_x:,}, the "
+            "label files the other way round: the train and test image files look swapped; rename them"
+        )
+    for split, n_images, n_labels in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if n_images != n_labels:
+            raise UsageError(
+                f"{paths[f'{split}_images']} holds {n_images:,} images but {paths[f'{split}_labels']} "
+                f"{n_labels:,} labels; use the image and label files of one dataset"
+            )
+    if test_x == 0:
+        raise UsageError(f"{paths['test_images']} holds no images; {_HINT}")
+    if train_x < test_x and test_x >= MIN_TRAINING_IMAGES:
+        raise UsageError(
+            f"{paths['train_images']} holds {train_x:,} images and {paths['test_images']} {test_x:,}: "
+            "train and test files look swapped; exchange the train-* and t10k-* names "
+            "(the training set is the larger one)"
+        )
+    if train_x < MIN_TRAINING_IMAGES:
+        raise UsageError(
+            f"{paths['train_images']} holds {train_x:,} images; training needs at least "
+            f"{MIN_TRAINING_IMAGES:,} (the {VALIDATION_SIZE:,}-image validation split and one batch of "
+            f"{MIN_POOL}); use a larger training file"
+        )
+    if digests["test_images"].sha256 == digests["train_images"].sha256:
+        raise UsageError(
+            f"{paths['test_images']} is a copy of {paths['train_images']}; "
+            "put the test set under the t10k-* names"
+        )
+    for role in ("train_labels", "test_labels"):
+        labels = tensors[ROLES.index(role)]
+        largest = int(labels.max())
+        if largest >= CLASSES:
+            count = int((labels >= CLASSES).sum())
+            raise UsageError(
+                f"{paths[role]} has {count:,} label(s) above {CLASSES - 1} (largest {largest}); labels must "
+                f"be the digit classes 0..{CLASSES - 1}: use the labels of a 10-class MNIST-format dataset"
+            )
+
+
+def _torchvision_mnist(root: Path) -> _Source:
     from torchvision.datasets import MNIST
 
     try:
@@ -127,7 +255,13 @@ def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, ...]:
         raise UsageError(
             f"no MNIST in ./{root} and downloading it failed ({type(error).__name__}); {_HINT}"
         ) from None
-    return train.data, train.targets.long(), test.data, test.targets.long()
+    tensors = (train.data, train.targets.long(), test.data, test.targets.long())
+    # The hashes of the IDX files these tensors were read from, rebuilt from the tensors themselves.
+    digests = {role: digest(name, idx_bytes(t)) for role, name, t in zip(ROLES, _FILES, tensors, strict=True)}
+    raw_folder = Path(train.raw_folder)
+    paths = {role: raw_folder / name for role, name in zip(ROLES, _FILES, strict=True)}
+    _check_consistent(tensors, paths, digests)
+    return _Source(tensors, digests, dict.fromkeys(ROLES))
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

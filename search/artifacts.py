@@ -64,13 +64,18 @@ def layer_summary(config: CandidateConfig) -> str:
     return summary_text(config.arch) + f"\nReceptive field: {receptive_field(config.arch)} pixels\n"
 
 
+def note_trial(trial: optuna.Trial, headline: str, config: CandidateConfig) -> None:
+    """The dashboard note of a running trial, shown at the top of its page: the headline (what the trial is
+    and its key figures), then the architecture and its layer table."""
+    from optuna_dashboard import save_note
+
+    save_note(trial, f"{headline}\n\n**{describe(config.arch)}**\n\n```\n{layer_summary(config)}```\n")
+
+
 def publish_trial(
     trial: optuna.Trial, config: CandidateConfig, result: TrainResult, store: FileSystemArtifactStore | None
 ) -> None:
-    """Note the layer table on a running trial, and attach weights, table and curve (frozen after)."""
-    from optuna_dashboard import save_note  # the dashboard shows the note on the trial's page
-
-    save_note(trial, f"**{describe(config.arch)}**\n\n```\n{layer_summary(config)}```\n")
+    """Attach weights, layer table and learning curve to a running trial (frozen after)."""
     if store is None or result.model is None:
         return
     from search.plots import learning_curve_png  # matplotlib only where a curve is drawn

@@ -18,8 +18,20 @@ from search.storage import mask_url
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line on stderr (exit 2), without the usage block."""
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # Python 3.11 turns `--flag=--` into [] instead of a value or an error.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        # The message may quote a mistyped option's value: a storage URL with its password.
+        self.exit(2, f"{self.prog}: error: {one_line(mask_url(message))} (see --help)\n")
+
+
+def one_line(text: str) -> str:
+    """`text` with newlines and other unprintable characters escaped, so an error stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except (UsageError, ConfigError) as error:
-        print(f"mnist-arch {args.command}: error: {mask_url(str(error))}", file=sys.stderr)
+        print(f"mnist-arch {args.command}: error: {one_line(mask_url(str(error)))}", file=sys.stderr)
         return 2
     except Exception:
         # Unexpected: the traceback is the report, but a database error may quote the storage URL.

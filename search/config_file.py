@@ -1,21 +1,34 @@
 """config.json of an export: the candidate config plus its parameter count, budget, accuracies and origin.
 
-The file is the candidate config's own dict (same schema_version) with four optional keys on top, so a
-hand-written config with only `arch` and `train` loads too. `accuracies` may hold a `confirmation` object
-(mean ± std over seeds). Every key is checked; unknown ones are errors.
+The file is the candidate config's own dict (same schema_version) with optional keys on top, so a
+hand-written config with only `arch` and `train` loads too, and so do exports written before a key existed.
+`accuracies` may hold a `confirmation` object (mean ± std over seeds). Every key is checked; unknown ones
+are errors.
+
+An export also states what a reader needs without this package:
+- `input`: the input contract of weights.pt: shape (N, 1, 28, 28), raw 0-255 pixels divided by 255, then
+  standardised with `mean` and `std`, and the number of classes;
+- `model`: the layers as torch.nn constructor calls, in the order of the Sequential whose state_dict
+  weights.pt is (keys `layers.<index>.<name>`), and the forward pass;
+- `dataset`: the identity of the data the model was trained and measured on, as the study recorded it;
+- `standalone`: the programs written beside it (model.pt2, model.onnx) and their input and output.
+`input` and `model` are derived from the package and the architecture: a file that disagrees with them is
+refused, like a wrong `n_params`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_arch.config import CandidateConfig, ConfigError
+from mnist_arch.config import ArchConfig, CandidateConfig, ConfigError
+from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATION_NAMES, get_iteration
-from mnist_arch.model import count_params
+from mnist_arch.model import INPUT_SIDE, Layer, count_params, layer_plan
 
 ACCURACY_KEYS = {"val_acc", "test_acc"}
 CONFIRMATION = "confirmation"  # accuracies.confirmation: the model's seed confirmation in its study
@@ -40,6 +53,10 @@ TRAINED_KEYS: dict[str, tuple[type, ...]] = {
     "torch": (str,),
     "mnist_arch": (str,),
 }
+INPUT_SHAPE = ["N", 1, INPUT_SIDE, INPUT_SIDE]
+PIXEL_SCALE = "raw grey values 0-255 (uint8 in the MNIST IDX files) divided by 255"
+NORMALISATION = "x = (pixels / 255 - mean) / std, per pixel, before the first layer"
+STANDALONE_KEYS = {"input", "output", "files", "skipped"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,12 @@ class ExportedConfig:
     trained: dict[str, Any] = field(default_factory=dict)
     # mean and std over seeds 0..seeds-1 retrained from scratch (CONFIRMATION_KEYS), when confirmed
     confirmation: dict[str, Any] | None = None
+    # the study's "dataset" attribute (mnist_arch.dataset), carried as it is; or a bare fingerprint
+    dataset: dict[str, Any] | str | None = None
+    standalone: dict[str, Any] | None = None  # Programs.description() of the programs written with it
+    # (mean, std) the weights expect their input standardised with; exports that predate the `input`
+    # block were trained with the same constants
+    normalisation: tuple[float, float] = (MEAN, STD)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -61,6 +84,12 @@ class ExportedConfig:
                 data["accuracies"][CONFIRMATION] = dict(self.confirmation)
         if self.trained:
             data["trained"] = dict(self.trained)
+        data["input"] = input_contract(self.config.arch, self.normalisation)
+        data["model"] = model_description(self.config.arch)
+        if self.dataset is not None:
+            data["dataset"] = self.dataset if isinstance(self.dataset, str) else dict(self.dataset)
+        if self.standalone is not None:
+            data["standalone"] = dict(self.standalone)
         return data
 
     def to_json(self) -> str:
@@ -74,6 +103,8 @@ class ExportedConfig:
         rest = dict(data)
         n_params, max_params = rest.pop("n_params", None), rest.pop("max_params", None)
         accuracies, trained = rest.pop("accuracies", {}), rest.pop("trained", {})
+        contract, model = rest.pop("input", None), rest.pop("model", None)
+        dataset, standalone = rest.pop("dataset", None), rest.pop("standalone", None)
         confirmation = None
         if isinstance(accuracies, dict) and CONFIRMATION in accuracies:
             accuracies = dict(accuracies)
@@ -87,23 +118,118 @@ class ExportedConfig:
             raise ConfigError(f"'n_params' is {n_params:,} but the architecture has {actual:,} parameters")
         if max_params is not None and actual > max_params:
             raise ConfigError(f"the model has {actual:,} parameters, over its own max_params {max_params:,}")
-        return cls(config, actual, max_params, _accuracies(accuracies), _trained(trained), confirmation)
+        if dataset is not None and not isinstance(dataset, (dict, str)):
+            raise ConfigError("'dataset' must be an object or a fingerprint (the data the model saw)")
+        _check_model(model, config.arch)
+        return cls(
+            config,
+            actual,
+            max_params,
+            _accuracies(accuracies),
+            _trained(trained),
+            confirmation,
+            dataset,
+            _standalone(standalone),
+            _normalisation(contract, config.arch),
+        )
 
 
 def load_config_file(path: Path) -> ExportedConfig:
     """Read and validate a config.json; every problem is one UsageError line naming the file."""
     try:
-        text = path.read_text()
+        return ExportedConfig.from_dict(read_json(path))
+    except ConfigError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in `path`: UTF-8 (a byte-order mark is allowed), finite numbers only."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise UsageError(f"config {path} is a folder; name the config.json file inside it") from None
+    except PermissionError:
+        raise UsageError(f"cannot read config {path}: permission denied; make it readable") from None
     except OSError as error:
         raise UsageError(f"cannot read config {path}: {error.strerror or error}") from None
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"config {path} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON"
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path} is not JSON: {error.msg} at line {error.lineno}") from None
-    try:
-        return ExportedConfig.from_dict(data)
-    except ConfigError as error:
-        raise UsageError(f"{path}: {error}") from None
+    except _NonFiniteNumber as error:
+        raise UsageError(f"{path} is not JSON: {error} is not a JSON number; write a finite number") from None
+    except RecursionError:
+        raise UsageError(f"{path} nests too deeply to be a config.json (a few levels are enough)") from None
+    except ValueError as error:  # an integer of thousands of digits: Python refuses to convert it
+        raise UsageError(f"{path} is not a usable config: {str(error).split(':')[0]}") from None
+
+
+class _NonFiniteNumber(ValueError):
+    """NaN, Infinity or a float too large for a double: Python's json reads them, JSON has none."""
+
+
+def _non_finite(token: str) -> Any:
+    raise _NonFiniteNumber(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise _NonFiniteNumber(token)
+    return value
+
+
+def input_contract(arch: ArchConfig, normalisation: tuple[float, float] = (MEAN, STD)) -> dict[str, Any]:
+    """What weights.pt expects: the `input` block of config.json."""
+    mean, std = normalisation
+    return {
+        "shape": list(INPUT_SHAPE),
+        "dtype": "float32",
+        "pixels": PIXEL_SCALE,
+        "mean": mean,
+        "std": std,
+        "normalisation": NORMALISATION,
+        "classes": arch.num_classes,
+    }
+
+
+def model_description(arch: ArchConfig) -> dict[str, Any]:
+    """The `model` block: enough to rebuild the network with torch.nn alone and load weights.pt into it."""
+    return {
+        "module": "torch.nn.Sequential",
+        "layers": [layer_call(layer) for layer in layer_plan(arch)],
+        "state_dict_prefix": "layers.",
+        "forward": "logits = torch.flatten(layers(x), 1): shape [N, classes], the digit is the argmax; "
+        "call model.eval() first (BatchNorm running statistics, no dropout)",
+    }
+
+
+def layer_call(layer: Layer) -> dict[str, Any]:
+    """One layer as `getattr(torch.nn, type)(**args)`."""
+    args: dict[str, Any] = {}
+    if layer.kind == "Conv2d":
+        args = {
+            "in_channels": layer.in_channels,
+            "out_channels": layer.out_channels,
+            "kernel_size": layer.kernel,
+            "padding": layer.padding,
+            "bias": False,
+        }
+    elif layer.kind == "BatchNorm2d":
+        args = {"num_features": layer.out_channels}
+    elif layer.kind == "Dropout2d":
+        args = {"p": layer.rate}
+    elif layer.kind == "MaxPool2d":
+        args = {"kernel_size": layer.kernel}
+    elif layer.kind == "AdaptiveAvgPool2d":
+        args = {"output_size": 1}
+    return {"type": layer.kind, "args": args}
 
 
 def resolve_config(spec: str) -> tuple[ExportedConfig, str]:
@@ -167,3 +293,57 @@ def _trained(data: Any) -> dict[str, Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _normalisation(data: Any, arch: ArchConfig) -> tuple[float, float]:
+    if data is None:
+        return MEAN, STD
+    expected = input_contract(arch)
+    if not isinstance(data, dict):
+        raise ConfigError("'input' must be an object")
+    for key in data:
+        if key not in expected:
+            raise ConfigError(f"unknown key 'input.{key}' (allowed: {', '.join(sorted(expected))})")
+    for key in ("mean", "std"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'input.{key}' must be a number")
+    if not data["std"] > 0:
+        raise ConfigError("'input.std' must be positive")
+    for key in ("shape", "dtype", "classes"):
+        if key in data and data[key] != expected[key]:
+            raise ConfigError(f"'input.{key}' is {data[key]!r}; the model takes {expected[key]!r}")
+    return float(data["mean"]), float(data["std"])
+
+
+def _check_model(data: Any, arch: ArchConfig) -> None:
+    if data is None:
+        return
+    expected = model_description(arch)
+    if not isinstance(data, dict):
+        raise ConfigError("'model' must be an object")
+    for key in data:
+        if key not in expected:
+            raise ConfigError(f"unknown key 'model.{key}' (allowed: {', '.join(sorted(expected))})")
+    if data.get("layers", expected["layers"]) != expected["layers"]:
+        raise ConfigError("'model.layers' does not match 'arch'; delete 'model' to derive it from 'arch'")
+    if data.get("state_dict_prefix", expected["state_dict_prefix"]) != expected["state_dict_prefix"]:
+        raise ConfigError(f"'model.state_dict_prefix' must be {expected['state_dict_prefix']!r}")
+
+
+def _standalone(data: Any) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError("'standalone' must be an object")
+    for key in data:
+        if key not in STANDALONE_KEYS:
+            raise ConfigError(
+                f"unknown key 'standalone.{key}' (allowed: {', '.join(sorted(STANDALONE_KEYS))})"
+            )
+    files, skipped = data.get("files", []), data.get("skipped", {})
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ConfigError("'standalone.files' must be a list of file names")
+    if not isinstance(skipped, dict) or not all(isinstance(v, str) for v in skipped.values()):
+        raise ConfigError("'standalone.skipped' must map file names to reasons")
+    return dict(data)

@@ -13,7 +13,7 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
 from mnist_arch.trainer import DeviceData, EpochStats, TrainResult, train
-from search.artifacts import artifact_dir_for, open_artifact_store, publish_trial
+from search.artifacts import artifact_dir_for, note_trial, open_artifact_store, publish_trial
 from space.budget import check_budget
 from space.space import SearchSpace
 
@@ -80,6 +80,7 @@ def prepare_trial(trial: optuna.Trial, ctx: TrialContext) -> PreparedTrial:
     """Config from the trial, budget check, descriptive attrs; raises OverBudget for a rejected draw."""
     config = trial_config(trial, ctx.space)
     budget = check_budget(config.arch, ctx.max_params)
+    trial.set_user_attr("role", "baseline" if "baseline" in trial.user_attrs else "searched")
     trial.set_user_attr("n_params", budget.n_params)
     trial.set_user_attr("config", config.to_dict())
     trial.set_user_attr("receptive_field", receptive_field(config.arch))
@@ -121,10 +122,27 @@ def finish_trial(
     trial.set_user_attr("val_curve", [e.val_acc for e in result.history])
     trial.set_user_attr("test_curve", [e.test_acc for e in result.history])
     trial.set_user_attr("cuda_graph", result.graph)
+    note_trial(trial, headline(trial, ctx.epochs, result), prepared.config)
     if result.stopped_early:
         raise optuna.TrialPruned(f"pruned after epoch {last.epoch}")
     publish_trial(trial, prepared.config, result, ctx.artifacts)
     return getattr(last, prepared.key)
+
+
+def headline(trial: optuna.Trial, epochs: int, result: TrainResult) -> str:
+    """The first line of a trial's dashboard note, e.g.
+    '**baseline iteration-3** · 7,560 params · val 99.12 % · test 99.30 % · 15 epochs'."""
+    role = f"baseline {trial.user_attrs['baseline']}" if "baseline" in trial.user_attrs else "searched"
+    last = result.history[-1]
+    run = (
+        f"pruned after epoch {last.epoch} of {epochs}"
+        if result.stopped_early
+        else f"{len(result.history)} epoch{'' if len(result.history) == 1 else 's'}"
+    )
+    return (
+        f"**{role}** · {trial.user_attrs['n_params']:,} params · val {100 * last.val_acc:.2f} % · "
+        f"test {100 * last.test_acc:.2f} % · {run}"
+    )
 
 
 def objective(trial: optuna.Trial, ctx: TrialContext) -> float:

@@ -205,6 +205,17 @@ def _accuracy_axis(axis: Axes, label: str, span: YRange) -> None:
     axis.grid(alpha=0.3)
 
 
+def _integer_x(axis: Axes, low: float, high: float) -> None:
+    """An x-axis of whole numbers (trial numbers, epochs) from `low` to `high`, with whole-number ticks only.
+
+    MaxNLocator(integer=True) alone falls back to fractional ticks (printed as repeated integers, or as
+    0.96, 0.98 epochs) whenever fewer than two integers lie on the axis; `min_n_ticks=1` keeps it whole.
+    """
+    axis.set_xlim(low, high)
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    axis.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}"))
+
+
 def _legend_below(axis: Axes, columns: int = 2) -> None:
     axis.legend(
         loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=columns, fontsize="small", frameon=False
@@ -231,6 +242,10 @@ def _mark_below(axis: Axes, xs: Sequence[float], span: YRange) -> None:
 
 
 def learning_curve_png(history: Sequence[EpochStats], title: str) -> bytes:
+    return _png(learning_curve_figure(history, title))
+
+
+def learning_curve_figure(history: Sequence[EpochStats], title: str) -> Figure:
     """Validation and test accuracy per epoch of one run."""
     figure, axis = _new()
     epochs = [e.epoch for e in history]
@@ -239,11 +254,11 @@ def learning_curve_png(history: Sequence[EpochStats], title: str) -> bytes:
     axis.plot(epochs, test, marker="s", label="test")
     axis.set_xlabel("epoch")
     axis.set_title(title)
-    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    _integer_x(axis, 0.5, max(epochs, default=1) + 0.5)
     _accuracy_axis(axis, "accuracy", curve_range([val, test]))
     axis.legend(loc="lower right")
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def accuracy_vs_params_figure(
@@ -426,10 +441,9 @@ def best_over_trials_figure(
         axis.scatter(
             end + 2, winner.mean, marker="*", s=240, c="gold", edgecolors="0.2", zorder=7, label=winner.text()
         )
-    axis.set_xlim(min((p.number for p in searched), default=0) - 1, right + 1)
+    _integer_x(axis, min((p.number for p in searched), default=0) - 1, right + 1)
     _accuracy_axis(axis, metric, span)
     _mark_below(axis, [p.number for p in searched if p.accuracy < span.low], span)
-    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     axis.set_xlabel("trial number")
     axis.set_title(f"best {metric} over trials")
     _legend_below(axis)
@@ -465,8 +479,9 @@ def best_over_trials_png(
 
 def curve_range(curves: Sequence[Sequence[float]]) -> YRange:
     """Learning-curve axis: from the lowest value after epoch 1 (epoch 1 alone can sit far lower and would
-    flatten the late epochs that matter), to the highest."""
-    later = [v for c in curves for v in c[1:]] or [v for c in curves for v in c]
+    flatten the late epochs that matter), to the highest. Curves of one or two epochs are shown whole."""
+    later = [v for c in curves for v in c[1:]] if max(map(len, curves), default=0) > 2 else []
+    later = later or [v for c in curves for v in c]
     if not later:
         return YRange(0.0, 1.0)
     low, high = min(later), max(later)
@@ -492,7 +507,7 @@ def learning_curves_figure(curves: Sequence[Curve], metric: str) -> Figure:
             color="0.35",
         )
     axis.set_xlabel("epoch")
-    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    _integer_x(axis, 0.5, max((len(c.values) for c in curves), default=1) + 0.5)
     axis.set_title(f"{metric} per epoch")
     _accuracy_axis(axis, metric, span)
     axis.legend(fontsize="small", loc="lower right", ncol=2)

@@ -1,6 +1,14 @@
-"""Live progress of a search: trials done, the current trial's epoch and accuracy, best so far."""
+"""Progress of a search: trials done, the current trial's epoch and accuracy, best so far.
+
+In a terminal it is a live bar; when output goes to a file or a pipe (logs, CI, `| tee`) a live bar only
+shows when it ends, so plain lines are printed instead: one at the start, one per finished trial, and one
+at least every PLAIN_INTERVAL seconds while a trial trains.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
 
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
@@ -9,19 +17,51 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import EpochStats
 
+PLAIN_INTERVAL = 30.0  # seconds between plain progress lines while nothing else is printed
+WIDE_COLUMNS = 200  # the width of a piped --wide table
 
-def wide_console() -> Console:
-    """A console; when output is piped (logs, CI) rich's 80 columns would fold the result table."""
+
+def wide_console(wide: bool = False) -> Console:
+    """The console of a command. In a terminal, the terminal's width. Piped (logs, CI, `| tee`), tables are
+    laid out for $COLUMNS, else rich's 80 columns (WIDE_COLUMNS with `wide`), and other lines are never
+    broken: one message stays one line of the log."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal:
+        return console
+    return Console(width=WIDE_COLUMNS if wide else None, soft_wrap=True)
+
+
+def clock(seconds: float) -> str:
+    """Elapsed time as H:MM:SS."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class SearchProgress:
-    def __init__(self, console: Console, n_trials: int, done: int, epochs: int, key: str) -> None:
+    def __init__(
+        self,
+        console: Console,
+        n_trials: int,
+        done: int,
+        epochs: int,
+        key: str,
+        *,
+        live: bool | None = None,
+        interval: float = PLAIN_INTERVAL,
+    ) -> None:
         self.console = console
+        self.n_trials = n_trials
+        self.done = done
         self.epochs = epochs
         self.key = key  # "val_acc" | "test_acc"
         self.best: tuple[float, int] | None = None
+        self.live = console.is_terminal if live is None else live
+        self.interval = interval
+        self.started = time.monotonic()
+        self.current = "waiting for the first epoch"
+        self._last_line = self.started
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="search-progress", daemon=True)
         self.progress = Progress(
             TextColumn("trials"),
             BarColumn(),
@@ -33,32 +73,67 @@ class SearchProgress:
         self.task = self.progress.add_task("", total=n_trials, completed=done)
 
     def __enter__(self) -> SearchProgress:
-        self.progress.__enter__()
+        if self.live:
+            self.progress.__enter__()
+        else:
+            self._plain(
+                f"started, {self.key.split('_')[0]} accuracy; a line per trial and every "
+                f"{self.interval:.0f} s"
+            )
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        if self.live:
+            self.progress.__exit__(*exc)
+        else:
+            self._stop.set()
+            self._ticker.join()
+
+    def _best_text(self) -> str:
+        return f"best {100 * self.best[0]:.2f}% (trial {self.best[1]})" if self.best else "best: none yet"
+
+    def _plain(self, text: str) -> None:
+        """One log line: elapsed time, trials done of the target, the news, best so far."""
+        elapsed = time.monotonic() - self.started
+        self.console.print(
+            f"[{clock(elapsed)}] {self.done}/{self.n_trials} trials | {text} | {self._best_text()}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
+        self._last_line = time.monotonic()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval / 4)):
+            if time.monotonic() - self._last_line >= self.interval:
+                self._plain(self.current)
 
     def on_epoch(self, trial, config: CandidateConfig, stats: EpochStats) -> None:  # noqa: ANN001
-        best = f" | best {100 * self.best[0]:.2f}% (trial {self.best[1]})" if self.best else ""
         value = getattr(stats, self.key)
-        self.progress.update(
-            self.task,
-            description=f"trial {trial.number} epoch {stats.epoch}/{self.epochs} "
-            f"{self.key.split('_')[0]} {100 * value:.2f}%{best}",
-        )
+        metric = self.key.split("_")[0]
+        self.current = f"trial {trial.number} epoch {stats.epoch}/{self.epochs} {metric} {100 * value:.2f}%"
+        if self.live:
+            self.progress.update(self.task, description=f"{self.current} | {self._best_text()}")
 
     def on_trial_done(self, trial: FrozenTrial) -> None:
         attrs = trial.user_attrs
         searched = trial.state == TrialState.COMPLETE and "baseline" not in attrs
         if searched and (self.best is None or trial.value > self.best[0]):
             self.best = (trial.value, trial.number)
-        label = attrs.get("baseline", "searched")  # plain text: rich would read [..] as markup
+        label = attrs.get("baseline", "searched")
         reason = f" ({attrs['fail_reason']})" if attrs.get("fail_reason") else ""
-        self.console.print(
+        epochs = attrs.get("epochs_run", 0)
+        line = (
             f"trial {trial.number} ({label}) {trial.state.name.lower()}{reason}: "
-            f"{attrs.get('n_params', 0):,} params, {attrs.get('epochs_run', 0)} epochs, "
+            f"{attrs.get('n_params', 0):,} params, {epochs} epoch{'' if epochs == 1 else 's'}, "
             f"val {100 * attrs.get('val_acc', 0):.2f}%, test {100 * attrs.get('test_acc', 0):.2f}%, "
-            f"{attrs.get('sec_per_epoch', 0):.2f} s/epoch"
+            f"{attrs.get('sec_per_epoch', 0):.2f} wall s/epoch"
         )
-        self.progress.advance(self.task)
+        self.done += 1
+        self.current = "next trial, no epoch finished yet"
+        if self.live:
+            self.console.print(line, markup=False)  # plain text: rich would read [..] as markup
+            self.progress.advance(self.task)
+        else:
+            self._plain(line)

@@ -12,9 +12,12 @@ from pathlib import Path
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.table import Table
 
 from mnist_arch.config import CandidateConfig
+from mnist_arch.dataset import MNIST, name_of
+from mnist_arch.dataset import describe as describe_data
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.model import count_params, describe, receptive_field
 from search.confirm import Confirmation, ConfirmJob
@@ -30,6 +33,8 @@ from search.plots import (
     learning_curves_png,
 )
 from search.results import WINNER_MARK, baseline_trials, top_trials, winner_trial
+from search.speed import SPEED_NOTE, throughput
+from search.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
 from search.winner import Winner, confirmed_winner, trial_label
 
 
@@ -78,8 +83,10 @@ def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
         for t in top
     ]
     trained = {t.user_attrs["baseline"]: t for t in baseline_trials(study)}
+    on_mnist = name_of(study.user_attrs.get("dataset")) == MNIST  # the write-up's figures are MNIST's
     for it in ITERATIONS:
-        rows.append(ReportRow(it.name, it.name, it.config, trained.get(it.name), it.published_test_acc))
+        published = it.published_test_acc if on_mnist else None
+        rows.append(ReportRow(it.name, it.name, it.config, trained.get(it.name), published))
     return rows
 
 
@@ -95,7 +102,7 @@ def _pct(value: float | None) -> str:
 def table_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the main table, shared by the terminal, markdown and HTML."""
     confirmed = any(r.confirmation for r in rows)
-    header = ["model", "params", "RF", "architecture", "val acc", "test acc", "published", "s/epoch"]
+    header = ["model", "params", "RF", "architecture", "val acc", "test acc", "published", "wall s/epoch"]
     if confirmed:
         n = max(r.confirmation.seeds for r in rows if r.confirmation)
         header += [f"val mean ± std ({n} seeds)", f"test mean ± std ({n} seeds)", "test min"]
@@ -120,14 +127,44 @@ def table_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def rich_table(study: optuna.Study, rows: list[ReportRow]) -> Table:
-    header, cells = table_cells(rows)
-    table = Table(title=f"study '{study.study_name}'")
-    for column in header:
-        left = column in ("model", "architecture")
-        table.add_column(column, justify="left" if left else "right", no_wrap=column == "model")
-    for line in cells:
-        table.add_row(*line)
+def compact_cells(rows: list[ReportRow]) -> tuple[list[str], list[list[str]]]:
+    """The main table in 80 columns: short architecture, percent without the sign, the seed means in place
+    of RF and the single run's test accuracy when models are confirmed (and of its validation accuracy
+    too when all of them are)."""
+    confirmed = any(r.confirmation for r in rows)
+    single_val = not all(r.confirmation for r in rows)
+    published = any(r.published is not None for r in rows)
+    header = ["model", "params", *([] if confirmed else ["RF"]), "arch", *(["val %"] if single_val else [])]
+    if confirmed:
+        n = max(r.confirmation.seeds for r in rows if r.confirmation)
+        header += [f"val %\n{n} seeds", f"test %\n{n} seeds"]
+    else:
+        header.append("test %")
+    if published:
+        header.append("published\ntest %")
+    cells = []
+    for row in rows:
+        arch = row.config.arch
+        line = [f"{row.name} {WINNER_MARK}" if row.winner else row.name, f"{count_params(arch):,}"]
+        line += [] if confirmed else [str(receptive_field(arch))]
+        line += [arch_notation(arch)] + ([percent(row.attrs.get("val_acc"))] if single_val else [])
+        if confirmed:
+            c = row.confirmation
+            line += [mean_std(c.val_mean, c.val_std), mean_std(c.mean, c.std)] if c else ["-", "-"]
+        else:
+            line.append(percent(row.attrs.get("test_acc")))
+        if published:
+            line.append(percent(row.published))
+        cells.append(line)
+    return header, cells
+
+
+def rich_table(study: optuna.Study, rows: list[ReportRow], *, wide: bool = False) -> Table:
+    """The terminal's table: 80 columns by default, every column of the markdown with `wide`."""
+    header, cells = table_cells(rows) if wide else compact_cells(rows)
+    left = ("model", "architecture", "arch")
+    table = compact_table(f"study '{escape(study.study_name)}'", header, cells, left=left, fit=not wide)
+    table.caption = f"wall s/epoch: {SPEED_NOTE}" if wide else f"{ARCH_LEGEND}; --wide for every column"
     return table
 
 
@@ -218,6 +255,8 @@ def _settings_lines(study: optuna.Study, storage: str, confirm: dict | None) -> 
         f"objective: {attrs.get('objective', 'val')} accuracy; "
         f"budget {attrs.get('max_params', '-')} parameters; {attrs.get('epochs', '-')} epochs per trial "
         f"on {attrs.get('subset') or 'all'} training images",
+        f"data: {describe_data(attrs.get('dataset'))}"
+        + ("" if name_of(attrs.get("dataset")) == MNIST else "; published figures are MNIST's, not shown"),
         "val acc / test acc: final epoch of the search run; published: the write-up's best epoch of one run",
     ]
     lines.append(winner_line(confirmed_winner(study)))
@@ -234,6 +273,9 @@ def _settings_lines(study: optuna.Study, storage: str, confirm: dict | None) -> 
             f"{confirm['device']}; "
             "final-epoch validation and test accuracy, table ranked by the mean validation accuracy"
         )
+    speed = throughput(trials)
+    if speed is not None:
+        lines.append(f"{speed.line()}; wall s/epoch: {SPEED_NOTE}")
     lines.append(
         f"machine: {platform.machine()} {platform.system()}, torch {torch.__version__}, "
         f"optuna {optuna.__version__}"

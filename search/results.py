@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.table import Table
 
+from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import ITERATION_NAMES
 from search.confirm import Confirmation, load_if_stored
 from search.loop import is_trained
+from search.speed import SPEED_NOTE, in_flight, throughput
+from search.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
 from search.winner import Winner, confirmed_winner, seed_range, trial_label
 
 WINNER_MARK = "★"
@@ -72,48 +76,104 @@ def result_rows(study: optuna.Study, k: int = 5) -> list[ResultRow]:
     return rows
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+def result_table(study: optuna.Study, k: int = 5, *, wide: bool = False) -> Table:
+    """The rows of `result_rows`; with a confirmed winner, its mark and the seed means ± std.
 
-
-def result_table(study: optuna.Study, k: int = 5) -> Table:
-    """The rows of `result_rows`; with a confirmed winner, its mark and the seed means ± std."""
+    The default fits 80 columns (short architecture, accuracies in percent); `wide` keeps every column.
+    """
     winner = confirmed_winner(study)
-    table = Table(title=f"study '{study.study_name}': top {k} next to the hand-designed iterations")
-    columns = ["model", "params", "architecture", "val acc", "test acc"]
+    rows = result_rows(study, k)
+    title = f"study '{escape(study.study_name)}': top {k} next to the hand-designed iterations"
+    header, cells = (_wide_cells if wide else _compact_cells)(study, rows, winner)
+    table = compact_table(title, header, cells, left=("model", "arch", "architecture", "state"), fit=not wide)
+    notes = []
     if winner is not None:
-        columns += [f"val ({winner.seeds} seeds)", f"test ({winner.seeds} seeds)"]
-        table.caption = (
+        notes.append(
             f"{WINNER_MARK} confirmed winner: best mean validation accuracy over {seed_range(winner.seeds)} "
             f"({winner.epochs} epochs each) among {len(winner.candidates)} confirmed trial(s); "
-            "val acc / test acc: the single search run"
+            "val / test: the single search run"
         )
-    for column in columns + ["epochs", "s/epoch", "state"]:
-        table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
-    for row in result_rows(study, k):
-        attrs = row.attrs
-        state = row.trial.state.name.lower()
-        if attrs.get("fail_reason"):
-            state += f" ({attrs['fail_reason']})"
-        cells = [
-            row.name,
-            f"{attrs.get('n_params', 0):,}",
-            attrs.get("architecture", "-"),
-            _pct(attrs.get("val_acc")),
-            _pct(attrs.get("test_acc")),
+    speed = throughput(study.get_trials(deepcopy=False))
+    if speed is not None:
+        notes.append(speed.line())
+    notes.append(f"wall s/ep: {SPEED_NOTE}" if wide else ARCH_LEGEND + "; --wide for every column")
+    table.caption = "\n".join(notes)
+    return table
+
+
+def _state(row: ResultRow) -> str:
+    state = row.trial.state.name.lower()
+    reason = row.attrs.get("fail_reason")
+    return f"{state} ({reason})" if reason else state
+
+
+def _model(row: ResultRow, winner: Winner | None) -> str:
+    return f"{row.name} {WINNER_MARK}" if winner is not None and row.label == winner.label else row.name
+
+
+def _confirmed_cells(study: optuna.Study, row: ResultRow, winner: Winner) -> list[str]:
+    confirmed = _confirmation(study, row.label, winner)
+    if confirmed is None:
+        return ["-", "-"]
+    return [mean_std(confirmed.val_mean, confirmed.val_std), mean_std(confirmed.mean, confirmed.std)]
+
+
+def _compact_cells(
+    study: optuna.Study, rows: list[ResultRow], winner: Winner | None
+) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "params", "arch", "val %", "test %"]
+    if winner is not None:
+        header += [f"val %\n{winner.seeds} seeds", f"test %\n{winner.seeds} seeds"]
+    show_state = any(_state(row) != "complete" for row in rows)
+    if show_state:
+        header.append("state")
+    cells = []
+    for row in rows:
+        config = row.attrs.get("config")
+        arch = arch_notation(CandidateConfig.from_dict(config).arch) if config else "-"
+        line = [
+            _model(row, winner),
+            f"{row.attrs.get('n_params', 0):,}",
+            arch,
+            percent(row.attrs.get("val_acc")),
+            percent(row.attrs.get("test_acc")),
         ]
         if winner is not None:
-            if row.label == winner.label:
-                cells[0] += f" {WINNER_MARK}"
-            confirmed = _confirmation(study, row.label, winner)
-            cells += [confirmed.val_text(), confirmed.text()] if confirmed else ["-", "-"]
-        cells += [
+            line += _confirmed_cells(study, row, winner)
+        if show_state:
+            line.append(_state(row))
+        cells.append(line)
+    return header, cells
+
+
+def _wide_cells(
+    study: optuna.Study, rows: list[ResultRow], winner: Winner | None
+) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "params", "architecture", "val %", "test %"]
+    if winner is not None:
+        header += [f"val, {winner.seeds} seeds", f"test, {winner.seeds} seeds"]
+    header += ["epochs", "wall s/ep", "in flight", "state"]
+    sharing = in_flight(study.get_trials(deepcopy=False))
+    cells = []
+    for row in rows:
+        attrs = row.attrs
+        line = [
+            _model(row, winner),
+            f"{attrs.get('n_params', 0):,}",
+            attrs.get("architecture", "-"),
+            percent(attrs.get("val_acc")),
+            percent(attrs.get("test_acc")),
+        ]
+        if winner is not None:
+            line += _confirmed_cells(study, row, winner)
+        line += [
             str(attrs.get("epochs_run", "-")),
             f"{attrs['sec_per_epoch']:.2f}" if "sec_per_epoch" in attrs else "-",
-            state,
+            str(sharing.get(row.trial.number, "-")),
+            _state(row),
         ]
-        table.add_row(*cells)
-    return table
+        cells.append(line)
+    return header, cells
 
 
 def _confirmation(study: optuna.Study, label: str, winner: Winner) -> Confirmation | None:

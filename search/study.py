@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 import zlib
+from typing import Any
 
 import optuna
 
@@ -42,7 +44,7 @@ def make_sampler(
     # to K only delays that (proxy runs in scripts/measure_sampling.py, 32 in flight: startup 5 and 10
     # both end at 99.42, startup 32 at 99.37). Sequentially Optuna's 10 stays. consider_endpoints
     # (no change beyond noise) and n_ei_candidates (64 ended lower) keep Optuna's defaults.
-    sampler_seed = seed + n_existing
+    sampler_seed = (seed + n_existing) % 2**32  # numpy's seed range; --seed alone is bounded to it
     if worker is not None:
         sampler_seed = zlib.crc32(f"{sampler_seed}:{worker}".encode()) & 0x7FFFFFFF
     with warnings.catch_warnings():
@@ -63,19 +65,76 @@ def existing_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.St
         return None
 
 
-def check_compatible(study: optuna.Study, objective: str) -> None:
-    """Resuming must not mix objectives or directions in one study."""
+# Settings a study is created with and every resume must repeat: the flag that sets each one, where there is
+# one. A key without a flag (added later) is still compared, and named as a setting.
+SETTING_FLAGS = {
+    "objective": "--objective",
+    "max_params": "--max-params",
+    "epochs": "--epochs",
+    "subset": "--subset",
+    "space": "--space",
+}
+_NEW_STUDY = "choose another --study name to start a new study"
+
+
+def check_compatible(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Resuming must run under the settings the study was created with: the direction, and every setting
+    it stored (`settings` holds this command's). Settings an older study did not store are accepted."""
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UsageError(
             f"study '{study.study_name}' minimises; mnist-arch maximises accuracy: "
             "choose another --study name"
         )
-    stored = study.user_attrs.get("objective")
-    if stored is not None and stored != objective:
-        raise UsageError(
-            f"study '{study.study_name}' was created with --objective {stored}; "
-            f"rerun with --objective {stored} or choose another --study name"
+    stored = study.user_attrs
+    for key, value in settings.items():
+        if key in stored and comparable(stored[key]) != comparable(value):
+            raise UsageError(setting_mismatch(study.study_name, key, stored[key], value))
+
+
+def comparable(value: Any) -> Any:
+    """A setting as the storage keeps it (JSON: tuples become lists); an identity object (a dict with a
+    `fingerprint`, such as the dataset's) by its fingerprint."""
+    if isinstance(value, dict) and "fingerprint" in value:
+        value = value["fingerprint"]
+    return json.loads(json.dumps(value))
+
+
+def setting_mismatch(study: str, key: str, stored: Any, current: Any) -> str:
+    """One line: which setting differs, the stored and the given value, and the two ways out."""
+    if key == "dataset":
+        return (
+            f"study '{study}' was created on other data: {_describe(stored)}, this command's data: "
+            f"{_describe(current)}; rerun with --data pointing at the study's data, or {_NEW_STUDY}"
         )
+    if key == "space_digest":
+        return (
+            f"study '{study}' was created with other search-space dimensions than --space gives now "
+            f"(the file was changed since); restore the space it was created with, or {_NEW_STUDY}"
+        )
+    flag = SETTING_FLAGS.get(key)
+    if flag is None:
+        return (
+            f"study '{study}' was created with {key} = {_describe(stored)}, this command runs with "
+            f"{_describe(current)}; rerun with the study's {key}, or {_NEW_STUDY}"
+        )
+    return (
+        f"study '{study}' was created {_as_flag(flag, stored)}, this command runs {_as_flag(flag, current)}; "
+        f"rerun {_as_flag(flag, stored)}, or {_NEW_STUDY}"
+    )
+
+
+def _as_flag(flag: str, value: Any) -> str:
+    """'with --max-params 8000'; 'without --subset' for a setting left at its default."""
+    if value is None or (flag == "--space" and value == "default"):
+        return f"without {flag}"
+    return f"with {flag} {value}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict) and "fingerprint" in value:
+        name = value.get("name")
+        return f"{name} ({value['fingerprint']})" if name else str(value["fingerprint"])
+    return str(value)
 
 
 def open_study(
@@ -91,18 +150,23 @@ def open_study(
 ) -> tuple[optuna.Study, bool]:
     """Load `name` if it exists (after the compatibility check), else create it. Returns (study, new).
 
-    Creation is atomic in the storage (a unique name), so when two machines start at once exactly
-    one of them creates the study (and queues the baselines). `worker` names a parallel worker;
-    `in_flight` is how many trials it trains at once (the sampler's startup depends on it)."""
+    `settings` (see `check_compatible`) are stored on a new study and compared on an existing one before
+    anything is written to it. Creation is atomic in the storage (a unique name), so when two machines
+    start at once exactly one of them creates the study (and queues the baselines). `worker` names a
+    parallel worker; `in_flight` is how many trials it trains at once (the sampler's startup depends
+    on it)."""
+    settings = {"objective": objective, **settings}
+    found = existing_study(storage, name)
     new = False
-    try:
-        storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
-        new = True
-    except optuna.exceptions.DuplicatedStudyError:
-        pass
-    found = optuna.load_study(study_name=name, storage=storage)
+    if found is None:
+        try:
+            storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+            new = True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another process created it a moment ago
+        found = optuna.load_study(study_name=name, storage=storage)
     if not new:
-        check_compatible(found, objective)
+        check_compatible(found, settings)
     n_existing = len(found.get_trials(deepcopy=False))
     study = optuna.load_study(
         study_name=name,
@@ -114,7 +178,6 @@ def open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([OBJECTIVES[objective]])
-        study.set_user_attr("objective", objective)
         for key, value in settings.items():
             study.set_user_attr(key, value)
     return study, new

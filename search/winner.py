@@ -5,6 +5,16 @@ end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, s
 the one with the best mean validation accuracy wins; test accuracy is shown, never used to choose.
 iteration-3, the reference hand design, is confirmed with the same seeds when the study has baselines.
 The winner is the study user attribute "winner" (JSON, shape in `Winner.to_json`) and a dashboard note.
+
+Optuna's own best trial (`study.best_trial`, `optuna best-trial`) is the best single value among the
+complete trials within the budget, and it can name another trial: a baseline (queued references are
+complete trials with a value), or a searched trial whose single run was lucky and whose mean over seeds
+came second. mnist-arch keeps both and says so wherever it names its winner (`OPTUNA_BEST_ATTR`, the
+notes, `export --trial best`). The baselines stay ordinary complete trials: hiding them from
+`best_trial` would take an infeasible constraint value or another state, and TPE reads both: it ranks
+a pruned trial after every complete one and an infeasible trial after every feasible one, so iteration-3,
+a good point it learns from, would count as a bad one, and the draws after it, with every result, would
+change. Confirmation runs are stored as study attributes, not trials, so they never enter Optuna's best.
 """
 
 from __future__ import annotations
@@ -20,9 +30,11 @@ from rich.console import Console
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.trainer import DeviceData
-from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, missing_seeds
+from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, load_if_stored, missing_seeds
 
 WINNER_ATTR = "winner"
+# {"trial": N, "same_as_winner": bool, "why": str | None}: Optuna's best trial next to the winner
+OPTUNA_BEST_ATTR = "optuna_best"
 REFERENCE = "iteration-3"
 NOTE_MARK = "**Confirmed winner"  # a note section written here starts with it ...
 NOTE_END = "\n\n---\n\n"  # ... and ends with this rule; the rest of the note is kept
@@ -122,12 +134,65 @@ def confirmed_winner(study: optuna.Study) -> Winner | None:
 
 
 def store_winner(study: optuna.Study, winner: Winner) -> None:
-    """Set the "winner" attribute and the dashboard notes; nothing is written when it is unchanged."""
+    """Set the "winner" and "optuna_best" attributes and the dashboard notes; nothing is written when
+    they are unchanged."""
     previous = confirmed_winner(study)
-    if previous == winner:
+    optuna_best = optuna_best_entry(study, winner)
+    if previous == winner and study.user_attrs.get(OPTUNA_BEST_ATTR) == optuna_best:
         return
     study.set_user_attr(WINNER_ATTR, winner.to_json())
-    _write_notes(study, winner, previous)
+    study.set_user_attr(OPTUNA_BEST_ATTR, optuna_best)
+    _write_notes(study, winner, previous, optuna_best)
+
+
+def optuna_best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """`study.best_trial`: the best value among complete, feasible trials; None when there is none."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def why_not_optuna_best(study: optuna.Study, chosen: FrozenTrial, winner: Winner | None) -> str | None:
+    """None when Optuna's best trial is `chosen`; else one line naming it and why `chosen` is taken."""
+    best = optuna_best_trial(study)
+    if best is None or best.number == chosen.number:
+        return None
+    value = f"{100 * best.value:.2f} %" if best.value is not None else "?"
+    head = f"Optuna's best trial (study.best_trial) is trial {best.number} ({value})"
+    head += f", not trial {chosen.number}"
+    baseline = best.user_attrs.get("baseline")
+    if baseline is not None:
+        why = f"it is {baseline}, a hand-designed baseline the search is compared with, never a search result"
+    elif winner is not None and winner.trial == chosen.number:
+        label = trial_label(best.number)
+        confirmed = load_if_stored(study, label, winner.seeds, winner.epochs, winner.subset)
+        if confirmed is None or label not in winner.candidates:
+            why = (
+                f"it was not among the confirmed candidates ({', '.join(winner.candidates)}); "
+                "run the search again to confirm the current top trials"
+            )
+        else:
+            why = (
+                f"its single run scored higher, but retrained with {seed_range(winner.seeds)} it averaged "
+                f"val {_pm(confirmed.val_mean, confirmed.val_std)} against the confirmed winner's "
+                f"{_pm(winner.val_mean, winner.val_std)}"
+            )
+    elif best.value == chosen.value:
+        why = "the two tie; the earlier trial is taken"
+    else:
+        why = "it is not a complete searched trial within the study's budget"
+    return f"{head}: {why}"
+
+
+def optuna_best_entry(study: optuna.Study, winner: Winner) -> dict[str, Any] | None:
+    """The "optuna_best" attribute: Optuna's best trial next to the winner, and why they differ."""
+    best = optuna_best_trial(study)
+    trials = study.get_trials(deepcopy=False)
+    if best is None or not 0 <= winner.trial < len(trials):
+        return None
+    why = why_not_optuna_best(study, trials[winner.trial], winner)
+    return {"trial": best.number, "same_as_winner": why is None, "why": why}
 
 
 def choose_winner(
@@ -175,7 +240,9 @@ def confirm_winner(
 
     `load_data` is called only when some run is not stored yet."""
     if not trials:
-        console.print("confirmation skipped: the study has no complete searched trial within its budget")
+        console.print(
+            "confirmation skipped: the study has no complete searched trial within its budget", soft_wrap=True
+        )
         return None
     jobs = [
         ConfirmJob(trial_label(t.number), CandidateConfig.from_dict(t.user_attrs["config"])) for t in trials
@@ -189,10 +256,14 @@ def confirm_winner(
         data = load_data()
         console.print(
             f"confirming {what} with {seed_range(seeds)}: {len(todo)} run(s) of {epochs} epochs on "
-            f"{len(data.train_y):,} images ({data.train_x.device}); stored runs are reused"
+            f"{len(data.train_y):,} images ({data.train_x.device}); stored runs are reused",
+            soft_wrap=True,
         )
     else:
-        console.print(f"confirmation of {what} with {seeds} seeds: every run is stored, nothing to train")
+        console.print(
+            f"confirmation of {what} with {seeds} seeds: every run is stored, nothing to train",
+            soft_wrap=True,
+        )
     results = confirm_with_progress(console, study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
     winner = choose_winner(
         [(t, results[trial_label(t.number)]) for t in trials],
@@ -201,13 +272,20 @@ def confirm_winner(
         subset=subset,
     )
     store_winner(study, winner)
+    entry = study.user_attrs.get(OPTUNA_BEST_ATTR)
+    if isinstance(entry, dict) and entry.get("why"):
+        console.print(entry["why"], highlight=False, soft_wrap=True)
     return winner
 
 
-def _write_notes(study: optuna.Study, winner: Winner, previous: Winner | None) -> None:
+def _write_notes(
+    study: optuna.Study, winner: Winner, previous: Winner | None, optuna_best: dict[str, Any] | None
+) -> None:
     from optuna_dashboard import get_note, save_note
 
     ref = f" {winner.reference.text()} on the same seeds." if winner.reference else ""
+    if optuna_best is not None and optuna_best.get("why"):
+        ref += f" {optuna_best['why']}."
     save_note(
         study,
         _with_section(

@@ -150,19 +150,22 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
             _exit_with_parent(parent)
             if device == "cpu":
                 torch.set_num_threads(threads)
+            from search.commands.search import study_settings  # that module starts the workers
+
             space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
+            mnist = load_mnist(args.data, args.subset)
             storage = open_storage(args.storage, heartbeat_from_env())
+            # The parent's settings check, repeated: the space file or the data may have changed since.
             study, _ = open_study(
                 storage,
                 args.study,
                 objective=args.objective,
                 seed=args.seed,
                 pruner=make_pruner(args.pruner, args.epochs),
-                settings={},
+                settings=study_settings(args, space, mnist),
                 worker=worker_name(),
                 in_flight=expected_in_flight(args.concurrency, torch.device(device)),
             )
-            mnist = load_mnist(args.data, args.subset)
             ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, torch.device(device)))
             print(f"{prefix} worker {worker_name()} on {device}", flush=True)
             say = lambda t: print(f"{prefix} {trial_line(t)}", flush=True)  # noqa: E731

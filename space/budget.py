@@ -101,6 +101,21 @@ def require_reachable(space: SearchSpace, max_params: int) -> None:
         )
 
 
+FEASIBILITY_DRAWS = 1000
+
+
+def require_feasible(space: SearchSpace, max_params: int) -> None:
+    """Reject a budget that (almost) no draw of the space meets: the search would store over-budget draws
+    until it gives up, after the study was created. Uniform draws stand in for the sampler's."""
+    if draw_stats(space, max_params, FEASIBILITY_DRAWS).feasible == 0:
+        smallest, _ = reachable_params(space)
+        raise UsageError(
+            f"none of {FEASIBILITY_DRAWS:,} random draws of this space fits --max-params {max_params:,} "
+            f"(its smallest model has {smallest:,} parameters); raise the budget or narrow the space's "
+            "widths and conv counts"
+        )
+
+
 def _values(dim: Dimension) -> list:
     if isinstance(dim, Fixed):
         return [dim.value]

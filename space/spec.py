@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ class SpaceSpec:
     budget_fill: bool  # block2's width drawn as a fill of what the budget leaves
     source: str  # "default" or the override file's path
 
+    def digest(self) -> str:
+        """A short hash of what is searched (dimensions and width settings; not the budgets or the file
+        name), so that a study can tell when its space file was edited between runs."""
+        searched = (sorted(self.dimensions.items()), self.per_layer_widths, self.budget_fill)
+        return hashlib.sha256(repr(searched).encode()).hexdigest()[:16]
+
+
+MAX_SPACE_FILE_BYTES = 1 << 20  # a space file is a few hundred bytes; more is not a space file
+
 
 def load_spec(path: str | Path | None = None) -> SpaceSpec:
     """The default space, with the dimensions named in `path` (a TOML file) replaced."""
@@ -94,16 +104,32 @@ def load_spec(path: str | Path | None = None) -> SpaceSpec:
     source = "default"
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise UsageError(f"cannot read space file {path}: {error.strerror}") from None
-        try:
-            overrides = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise UsageError(f"space file {path} is not valid TOML: {error}") from None
-        tables.update(_flatten(overrides, str(path)))
+        tables.update(_flatten(_read_toml(Path(path)), source))
     return _build(tables, source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A space file's TOML document; every way reading or parsing it fails is one UsageError naming it."""
+    where = f"space file {path}"
+    if "\0" in str(path):
+        raise UsageError(f"--space {str(path)!r} contains a NUL character; give the path of a TOML file")
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_SPACE_FILE_BYTES + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {where}: {error.strerror or error}") from None
+    if len(raw) > MAX_SPACE_FILE_BYTES:
+        raise UsageError(f"{where} is over {MAX_SPACE_FILE_BYTES >> 20} MiB: not a space file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{where} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{where} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{where} nests arrays or tables too deeply to be a space file") from None
 
 
 def _flatten(document: dict[str, Any], where: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from results_study import assert_usage_error, run_cli, small_study  # noqa: F401
 
+from search.dashboard import exposure_warning
 from search.results import top_trials
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -119,3 +120,53 @@ def test_dashboard_refuses_a_missing_storage(tmp_path):
     missing = tmp_path / "none.db"
     assert_usage_error(run_cli("dashboard", "--storage", f"sqlite:///{missing}"), "does not exist")
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("::1", False),
+        ("localhost", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.0.2.7", True),
+        ("2001:db8::1", True),
+    ],
+)
+def test_only_a_loopback_host_goes_without_the_exposure_warning(host: str, warned: bool) -> None:
+    warning = exposure_warning(host, 8123)
+    assert (warning is not None) == warned
+    if warning:
+        assert "no login" in warning and "change and delete studies" in warning
+        assert "ssh -L 8123:localhost:8123" in warning
+
+
+def test_dashboard_on_all_interfaces_warns_on_stderr(small_study):  # noqa: F811
+    port = free_port()
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "search.cli", "dashboard", "--storage", small_study.url]
+    server = subprocess.Popen(
+        [*command, "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # serving on every interface, loopback included
+            try:
+                get_json(f"http://127.0.0.1:{port}/api/studies")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "dashboard did not start"
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert err.startswith("warning: --host 0.0.0.0 lets other machines reach the dashboard"), err
+    assert f"ssh -L {port}:localhost:{port}" in err and "anyone who can reach port" in err

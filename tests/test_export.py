@@ -19,11 +19,13 @@ from results_study import (  # noqa: F401
 )
 
 from mnist_arch.config import ConfigError
+from mnist_arch.data import MEAN, STD
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import count_params
 from search.config_file import ExportedConfig
 from search.export import load_export
 from search.results import top_trials
+from search.standalone import ONNX_MISSING, onnx_available
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +39,16 @@ def exported(small_study, tmp_path_factory) -> Path:  # noqa: F811
 
 def test_export_writes_config_weights_and_summary(small_study, exported):  # noqa: F811
     best = top_trials(small_study.load(), 1)[0]
-    assert sorted(p.name for p in exported.iterdir()) == [
-        "config.json",
-        "learning_curve.png",
-        "summary.txt",
-        "weights.pt",
-    ]
+    programs = ["model.onnx", "model.pt2"] if onnx_available() else ["model.pt2"]
+    assert sorted(p.name for p in exported.iterdir()) == sorted(
+        ["config.json", "learning_curve.png", "summary.txt", "weights.pt", *programs]
+    )
     data = json.loads((exported / "config.json").read_text())
+    assert data["standalone"]["files"] == programs
+    assert data["standalone"]["skipped"] == ({} if onnx_available() else {"model.onnx": ONNX_MISSING})
+    assert data["input"]["mean"] == MEAN and data["input"]["std"] == STD
+    assert data["input"]["shape"] == ["N", 1, 28, 28] and data["input"]["classes"] == 10
+    assert data["dataset"] == small_study.load().user_attrs["dataset"]
     assert data["schema_version"] == 1
     assert data["n_params"] == best.user_attrs["n_params"] <= data["max_params"]
     attrs = best.user_attrs
@@ -57,6 +62,8 @@ def test_export_writes_config_weights_and_summary(small_study, exported):  # noq
     )
     summary = (exported / "summary.txt").read_text()
     assert f"Total params: {data['n_params']:,}" in summary and "Conv2d-1" in summary
+    assert f"(pixels / 255 - {MEAN}) / {STD}" in summary and "model.pt2: uint8" in summary
+    assert f"fingerprint {data['dataset']['fingerprint']}" in summary
     assert (exported / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -153,7 +160,7 @@ def test_evaluate_refuses_weights_that_do_not_match_the_config(exported, tmp_pat
     shutil.copytree(exported, broken)
     data = json.loads((broken / "config.json").read_text())
     data["arch"]["block1"] = [w + 1 for w in data["arch"]["block1"]]
-    for key in ("n_params", "max_params"):
+    for key in ("n_params", "max_params", "model"):  # derived from arch: a hand edit drops them
         data.pop(key)
     (broken / "config.json").write_text(json.dumps(data))
     assert_usage_error(run_subprocess("evaluate", "--weights", str(broken)), "does not match config.json")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
+import matplotlib.pyplot as plt
 import optuna
 import pytest
 from matplotlib.figure import Figure
@@ -20,6 +22,7 @@ from search.plots import (
     best_over_trials_figure,
     curve_range,
     focus_range,
+    learning_curve_figure,
     learning_curve_png,
     learning_curves_figure,
     pareto_front,
@@ -197,6 +200,32 @@ def test_rendered_tick_labels_do_not_repeat(points):
     ):
         texts = _tick_texts(figure)
         assert len(texts) >= 3 and len(set(texts)) == len(texts), texts
+
+
+def _x_tick_texts(figure: Figure) -> list[str]:
+    _drawn(figure)
+    axis = figure.axes[0]
+    low, high = axis.get_xlim()
+    return [t.get_text() for t in axis.get_xticklabels() if low <= t.get_position()[0] <= high]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 15, 60])
+def test_whole_number_axes_show_distinct_whole_numbers(points, count):
+    """Epochs and trial numbers: every tick a distinct whole number, however few the values."""
+    curve = _curve(0.99, count)
+    history = [EpochStats(e, 0.01, 0.1, v, v - 0.001, 1.0) for e, v in enumerate(curve, start=1)]
+    searched = points[:3] + [Point(5000 + n, 0.98 + n / 1e4, None, n % 3 > 0, n) for n in range(3, 3 + count)]
+    winner = WinnerMark.from_attr(WINNER, "val_acc")
+    for figure in (
+        learning_curve_figure(history, "trial 1"),
+        learning_curves_figure([Curve("trial 1", curve)], "val_acc"),
+        best_over_trials_figure(searched, "val_acc"),
+        best_over_trials_figure(searched, "val_acc", winner=winner),
+    ):
+        texts = _x_tick_texts(figure)
+        plt.close(figure)
+        assert texts and all(re.fullmatch(r"\d+", t) for t in texts), texts
+        assert len(set(texts)) == len(texts), texts
 
 
 def test_learning_curve_axis_starts_after_epoch_one():

@@ -8,7 +8,8 @@ from pathlib import Path
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from search.benchmark import ConcurrentLevel, append_markdown, run_benchmark
-from search.commands.args import add_data_args, positive_int
+from search.commands.args import add_data_args, bounded_int, positive_int
+from search.commands.paths import check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,15 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+MAX_LEVEL = 1024  # copies of iteration 3 in one process; 128 already fill an H200
+
+
 def concurrency_levels(text: str) -> tuple[int, ...]:
-    """'1,4,16' -> (1, 4, 16): positive integers, each once, in the order given."""
-    levels = tuple(positive_int(part.strip()) for part in text.split(","))
+    """'1,4,16' -> (1, 4, 16): integers from 1 to MAX_LEVEL, each once, in the order given."""
+    levels = tuple(
+        bounded_int(part.strip(), 1, MAX_LEVEL, f"a comma-separated list of integers from 1 to {MAX_LEVEL}")
+        for part in text.split(",")
+    )
     if len(set(levels)) != len(levels):
         raise argparse.ArgumentTypeError(f"each level once, got {text!r}")
     return levels
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_file(Path(args.out), "--out")  # before minutes of benchmarking
     device = resolve_device(args.device)
     data = load_mnist(args.data, args.subset)
     result = run_benchmark(data, device, args.epochs, args.concurrency, args.fused)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 
 from mnist_arch.errors import UsageError
 from search.artifacts import artifact_dir_for, open_artifact_store
 from search.commands.args import positive_int
-from search.dashboard import check_port, serve
-from search.existing import open_existing_storage, study_names
-from search.storage import DEFAULT_STORAGE, mask_url
+from search.dashboard import check_port, exposure_warning, serve
+from search.existing import no_study_error, open_existing_storage, study_names
+from search.storage import DEFAULT_STORAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--artifacts", metavar="DIR", help="artifact folder (default: beside a SQLite file)")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; the dashboard has no login, so "
+        "from elsewhere use an SSH tunnel: ssh -L 8080:localhost:8080 THIS_HOST)",
     )
     parser.add_argument("--port", type=positive_int, default=8080, help="port (default: 8080)")
     parser.set_defaults(run=run)
@@ -38,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
     storage = open_existing_storage(args.storage)
     names = study_names(storage)
     if not names:
-        raise UsageError(f"storage {mask_url(args.storage)} holds no study; run a search first")
+        raise no_study_error(args.storage, "Optuna's tables, no study in them")
     check_port(args.host, args.port)
     folder = artifact_dir_for(args.storage, args.artifacts)
     store = open_artifact_store(folder, create=False)
     if args.artifacts and store is None:
         raise UsageError(f"--artifacts {args.artifacts} is not a folder")
     artifacts = f"artifacts from {folder}" if store else "no artifact folder"
+    if (warning := exposure_warning(args.host, args.port)) is not None:
+        print(warning, file=sys.stderr, flush=True)
     print(
         f"optuna-dashboard on http://{args.host}:{args.port}/dashboard: {len(names)} "
         f"study(ies) ({', '.join(names)}); {artifacts}; Ctrl+C stops it",

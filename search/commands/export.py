@@ -1,4 +1,5 @@
-"""`mnist-arch export`: one trial's config, trained weights, layer table and learning curve."""
+"""`mnist-arch export`: one trial's config, trained weights, layer table, learning curve and standalone
+programs (model.pt2, model.onnx)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from search.confirm import load_if_stored
 from search.existing import open_existing_study
 from search.export import check_out_dir, versions, write_export
 from search.results import top_trials
-from search.winner import confirmed_winner, trial_label
+from search.winner import confirmed_winner, trial_label, why_not_optuna_best
 
 
 def trial_spec(text: str) -> str | int:
@@ -31,10 +32,12 @@ def trial_spec(text: str) -> str | int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a trial: config.json, weights.pt, summary.txt",
-        description="Writes the trial's complete config (architecture and recipe, parameter count, "
-        "accuracies), its trained weights (a state_dict for torch.load(weights_only=True)) and its "
-        "layer table. `mnist-arch evaluate --weights DIR` reproduces the recorded test accuracy.",
+        help="export a trial: config.json, weights.pt, summary.txt, model.pt2 (and model.onnx)",
+        description="Writes the trial's complete config (architecture and recipe, layers, input contract, "
+        "parameter count, accuracies, dataset), its trained weights (a state_dict for "
+        "torch.load(weights_only=True)), its layer table, and standalone programs that take raw pixels: "
+        "model.pt2 (torch.export) and, with the onnx extra installed, model.onnx. "
+        "`mnist-arch evaluate --weights DIR` reproduces the recorded test accuracy.",
     )
     study = parser.add_argument_group("study")
     add_study_args(study)
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 f"trial {trial.number} is unconfirmed: the best single search run, not retrained over seeds "
                 "(`mnist-arch search` with --confirm-top K confirms the top trials)"
             )
+        difference = why_not_optuna_best(study, trial, winner)
+        if difference is not None:
+            print(difference)
     return 0
 
 
@@ -130,6 +136,7 @@ def exported_config(study: optuna.Study, trial: FrozenTrial) -> ExportedConfig:
             **versions(),
         },
         confirmation_entry(study, trial),
+        study.user_attrs.get("dataset"),
     )
 
 

@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_study_args(study)
     study.add_argument("--out", default="report", metavar="DIR", help="output folder (default: report)")
     study.add_argument("--top", type=positive_int, default=5, metavar="K", help="searched models shown (5)")
+    study.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column in the terminal's table (default: the columns that fit 80 characters)",
+    )
     confirmation = parser.add_argument_group("seed confirmation")
     confirmation.add_argument(
         "--confirm-seeds",
@@ -56,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = wide_console()
+    console = wide_console(args.wide)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "from_search": True,
         }
 
-    console.print(rich_table(study, rows))
+    console.print(rich_table(study, rows, wide=args.wide))
     console.print(winner_line(confirmed_winner(study)), highlight=False)
     with console.status("drawing plots"):
         figs = figures(study, rows)

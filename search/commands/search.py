@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from mnist_arch.data import load_mnist
+from mnist_arch.data import Mnist, load_mnist
+from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
+from search.artifacts import artifact_dir_for
 from search.commands.args import (
+    MAX_WORKERS,
     add_data_args,
     add_study_args,
     non_negative_int,
     positive_float,
     positive_int,
+    seed_int,
+    worker_count,
 )
+from search.commands.paths import check_output_folder
 from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
 from search.engines import ENGINE_CHOICES, expected_in_flight, resolve_engine, run_search_trials
 from search.fused_search import FUSED_AUTO_CONCURRENCY
@@ -28,7 +36,7 @@ from search.storage import mask_url, open_storage, use_wal
 from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study
 from search.winner import confirm_winner, confirmed_winner
 from search.workers import plan_devices, run_workers, trial_line
-from space.budget import require_reachable
+from space.budget import require_feasible, require_reachable
 from space.space import SearchSpace
 
 
@@ -72,21 +80,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not queue the three hand-designed iterations in a new study",
     )
-    study.add_argument("--seed", type=non_negative_int, default=0)
+    study.add_argument(
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="seeds the sampler and every trial's training (trial seed = S + trial number; default: 0)",
+    )
     study.add_argument(
         "--workers",
-        type=positive_int,
+        type=worker_count,
         default=1,
         metavar="N",
-        help="worker processes sharing the study (default: 1). With --device auto they spread over "
-        "the visible GPUs; --device cuda:0,cuda:1 pins one worker per listed GPU. Run the same "
-        "command on other machines with one --storage postgresql://... to search together",
+        help=f"worker processes sharing the study, 1 to {MAX_WORKERS} (default: 1). With --device auto "
+        "they spread over the visible GPUs; --device cuda:0,cuda:1 pins one worker per listed GPU. Run "
+        "the same command on other machines with one --storage postgresql://... to search together",
     )
     study.add_argument(
         "--artifacts",
         metavar="DIR",
         help="folder for each complete trial's weights, layer table and learning curve "
         "(default: beside a SQLite file, e.g. mnist_arch.artifacts)",
+    )
+    study.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column in the result table (default: the columns that fit 80 characters)",
     )
     space = parser.add_argument_group("space and budget")
     space.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
@@ -143,7 +161,7 @@ def concurrency_arg(text: str) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = wide_console()
+    console = wide_console(args.wide)
     with interrupts_as_exceptions():
         try:
             return _run(args, console)
@@ -155,37 +173,61 @@ def run(args: argparse.Namespace) -> int:
 _RESUME = "Run the same command again to resume."
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    # Everything that can be wrong with the input is checked before the storage is touched.
-    space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
-    max_params = space.max_params
-    require_reachable(space, max_params)
-    devices = plan_devices(args.device, args.workers)
-    mnist = load_mnist(args.data, args.subset)
-
-    storage = open_storage(args.storage, heartbeat_from_env())
-    settings = {
-        "max_params": max_params,
+def study_settings(args: argparse.Namespace, space: SearchSpace, mnist: Mnist) -> dict[str, Any]:
+    """What a study is created with and every resume, and every worker, must repeat: stored on a new
+    study, compared key by key on an existing one (search.study.check_compatible), with the objective."""
+    return {
+        "max_params": space.max_params,
         "epochs": args.epochs,
         "subset": args.subset,
         "space": space.spec.source,
+        "space_digest": space.spec.digest(),
+        "dataset": mnist.identity.fingerprint,
     }
+
+
+def check_artifact_folder(args: argparse.Namespace) -> None:
+    """The folder complete trials' files go to (--artifacts, else beside a SQLite file) must be creatable."""
+    try:
+        folder = artifact_dir_for(args.storage, args.artifacts)
+    except ValueError:
+        raise UsageError(
+            f"no artifact folder can be named after --storage {mask_url(args.storage)}; pass --artifacts DIR"
+        ) from None
+    if folder is not None:
+        check_output_folder(folder, "--artifacts" if args.artifacts else "the artifact folder")
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    # Everything that can be wrong with the input is checked before the storage is touched, in this
+    # order: space and budget, devices, data, output paths, then the storage and the study's settings.
+    space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
+    max_params = space.max_params
+    require_reachable(space, max_params)
+    require_feasible(space, max_params)
+    devices = plan_devices(args.device, args.workers)
+    mnist = load_mnist(args.data, args.subset)
+    check_artifact_folder(args)
+
+    storage = open_storage(args.storage, heartbeat_from_env())
     study, new = open_study(
         storage,
         args.study,
         objective=args.objective,
         seed=args.seed,
         pruner=make_pruner(args.pruner, args.epochs),
-        settings=settings,
+        settings=study_settings(args, space, mnist),
         in_flight=expected_in_flight(args.concurrency, devices[0]),
     )
     use_wal(storage)
+    if new:
+        study.set_user_attr("dataset", mnist.identity.to_dict())
     if new and not args.no_baselines:
         enqueue_baselines(study, space)
     done = trained_count(study)
     where = ", ".join(map(str, devices)) if len(devices) > 1 else str(devices[0])
     console.print(
-        f"study '{study.study_name}' in {mask_url(args.storage)}: {done} trained trial(s), "
+        f"study '{escape(study.study_name)}' in {escape(mask_url(args.storage))}: {done} trained trial(s), "
         f"target {args.trials}; {args.workers} worker(s) on {where} "
         f"({resolve_engine(args.engine, space, devices[0])} engine), "
         f"{len(mnist.train_labels):,} training images, budget {max_params:,} parameters"
@@ -202,7 +244,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             return DeviceData.from_mnist(load_mnist(args.data, args.subset), devices[0])
 
         code = _confirm(args, console, study, reload)
-    _print_results(console, study, args.confirm_top > 0)
+    _print_results(console, study, args.confirm_top > 0, args.wide)
     if interrupted:
         console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
     return code
@@ -229,7 +271,7 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
             f"draws were over budget and rejected before training"
         )
     code = _confirm(args, console, study, lambda: ctx.data)
-    _print_results(console, study, args.confirm_top > 0)
+    _print_results(console, study, args.confirm_top > 0, args.wide)
     return code
 
 
@@ -253,8 +295,8 @@ def _confirm(args, console, study, load_data) -> int:  # noqa: ANN001
     return 0
 
 
-def _print_results(console: Console, study, confirmed: bool) -> None:  # noqa: ANN001
-    console.print(result_table(study))
+def _print_results(console: Console, study, confirmed: bool, wide: bool = False) -> None:  # noqa: ANN001
+    console.print(result_table(study, wide=wide))
     faults = fault_lines(study)
     if faults:
         console.print("not completed: " + "; ".join(faults), highlight=False)

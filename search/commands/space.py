@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from search.commands.args import positive_int
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
     max_params = space.max_params
     require_reachable(space, max_params)
-    table = Table(title=f"search space ({space.spec.source})")
+    table = Table(title=f"search space ({escape(space.spec.source)})")
     for column in ("dimension", "values"):
         table.add_column(column)
     for name, dim in space.dimensions.items():

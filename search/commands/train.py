@@ -6,15 +6,17 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData, EpochStats, train
 from search.artifacts import state_dict_bytes
-from search.commands.args import add_data_args, non_negative_int, positive_int
+from search.commands.args import add_data_args, positive_int, seed_int
+from search.commands.paths import check_output_folder
 from search.config_file import ExportedConfig, resolve_config
-from search.export import check_out_dir, versions, write_export
+from search.export import versions, write_export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="config.json, an export folder, or iteration-1..3",
     )
     parser.add_argument("--epochs", type=positive_int, default=15, help="epochs (default: 15)")
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="weights, order and rotation seed (0)"
-    )
+    parser.add_argument("--seed", type=seed_int, default=0, help="weights, order and rotation seed (0)")
     parser.add_argument("--out", metavar="DIR", help="export folder (default: runs/<config name>-seed<seed>)")
     parser.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     add_data_args(parser.add_argument_group("data and device"))
@@ -44,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     # Check everything before the minutes of training.
     source, origin = resolve_config(args.config)
-    out = Path(args.out) if args.out else Path("runs") / f"{_name(origin)}-seed{args.seed}"
-    check_out_dir(out, args.force)
+    out = Path(args.out) if args.out is not None else Path("runs") / f"{_name(origin)}-seed{args.seed}"
+    check_output_folder(out, "--out", force=args.force)
     device = resolve_device(args.device)
     mnist = load_mnist(args.data, args.subset)
     console.print(
-        f"training {origin} ({source.n_params:,} parameters) for {args.epochs} epochs, seed {args.seed}, "
-        f"on {len(mnist.train_labels):,} images ({device})"
+        f"training {escape(origin)} ({source.n_params:,} parameters) for {args.epochs} epochs, "
+        f"seed {args.seed}, on {len(mnist.train_labels):,} images ({device})"
     )
     data = DeviceData.from_mnist(mnist, device)
 
@@ -83,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
             "source": origin,
             **versions(),
         },
+        dataset=mnist.identity.to_dict() if mnist.identity is not None else None,
     )
     written = write_export(out, exported, state_dict_bytes(result.model), result.history, force=args.force)
     console.print(
         f"test accuracy {100 * last.test_acc:.2f}% after {args.epochs} epochs; "
-        f"wrote {out}: {', '.join(written)}"
+        f"wrote {escape(str(out))}: {', '.join(written)}"
     )
     return 0
 
