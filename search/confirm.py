@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, train, train_together
-from search.interrupts import interruptible
 
 PREFIX = "confirm:"
 IN_FLIGHT = 32  # runs trained interleaved at once
@@ -131,6 +130,7 @@ def _train_chunk(
     chunk: list[tuple[ConfirmJob, int]], data: DeviceData, epochs: int, on_epoch: OnEpoch | None
 ) -> list[EpochStats | None]:
     """Final-epoch stats of each run; None for a run that diverged (it counts as 0% accuracy)."""
+    from search.run.interrupts import interruptible  # training only: reading a study needs no run side
 
     def report(index: int, stats: EpochStats) -> None:
         if on_epoch is not None:

@@ -18,7 +18,6 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.model import count_params, describe, receptive_field
 from search.confirm import Confirmation, ConfirmJob
-from search.loop import is_trained
 from search.plots import (
     Curve,
     Level,
@@ -30,6 +29,7 @@ from search.plots import (
     learning_curves_png,
 )
 from search.results import WINNER_MARK, baseline_trials, top_trials, winner_trial
+from search.trials import is_trained
 from search.winner import Winner, confirmed_winner, trial_label
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mnist_arch.iterations import ITERATION_NAMES
 from search.confirm import Confirmation, load_if_stored
-from search.loop import is_trained
+from search.trials import is_trained
 from search.winner import Winner, confirmed_winner, seed_range, trial_label
 
 WINNER_MARK = "★"

@@ -62,7 +62,7 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
     """An RDB storage (SQLite, PostgreSQL, MySQL) for `url`; a clear UsageError if it cannot open.
 
     With `heartbeat` it is opened for a search worker: running trials record a heartbeat, stale
-    ones can be failed (see search.heartbeat), and SQLite takes its write lock up front."""
+    ones can be failed (see search.run.heartbeat), and SQLite takes its write lock up front."""
     scheme = storage_scheme(url)
     parallel = heartbeat is not None
     beat = {}

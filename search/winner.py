@@ -21,6 +21,7 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.trainer import DeviceData
 from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, missing_seeds
+from search.optuna_private import live_trial
 
 WINNER_ATTR = "winner"
 REFERENCE = "iteration-3"
@@ -237,7 +238,7 @@ def _trial_handle(study: optuna.Study, number: int) -> optuna.Trial | None:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials):
         return None
-    return optuna.Trial(study, trials[number]._trial_id)
+    return live_trial(study, trials[number])
 
 
 def _with_section(body: str, section: str | None) -> str:

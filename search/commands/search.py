@@ -15,19 +15,21 @@ from search.commands.args import (
     positive_float,
     positive_int,
 )
-from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
-from search.engines import ENGINE_CHOICES, expected_in_flight, resolve_engine, run_search_trials
-from search.fused_search import FUSED_AUTO_CONCURRENCY
-from search.heartbeat import heartbeat_from_env
-from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
-from search.loop import trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress, wide_console
 from search.results import fault_lines, result_table, top_trials
+from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
+from search.run.engines import ENGINE_CHOICES, expected_in_flight, make_engine, resolve_engine
+from search.run.heartbeat import heartbeat_from_env
+from search.run.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
+from search.run.scheduler import run_search
+from search.run.settings import SearchSettings
+from search.run.settle import throughput_line
+from search.run.workers import plan_devices, run_workers, trial_line
 from search.storage import mask_url, open_storage, use_wal
 from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study
+from search.trials import trained_count
 from search.winner import confirm_winner, confirmed_winner
-from search.workers import plan_devices, run_workers, trial_line
 from space.budget import require_reachable
 from space.space import SearchSpace
 
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     console = wide_console()
     with interrupts_as_exceptions():
         try:
-            return _run(args, console)
+            return _run(SearchSettings.from_args(args), console)
         except Interrupted as error:
             console.print(f"interrupted ({error}): the running trial is marked failed. {_RESUME}")
             return error.exit_code
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 _RESUME = "Run the same command again to resume."
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def _run(args: SearchSettings, console: Console) -> int:
     # Everything that can be wrong with the input is checked before the storage is touched.
     space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
     max_params = space.max_params
@@ -213,15 +215,16 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
     key = "val_acc" if args.objective == "val" else "test_acc"
     with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
         ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, device), progress.on_epoch)
-        stats = run_search_trials(
-            args,
+        engine = make_engine(args.engine, space, ctx.data, args.concurrency)
+        stats = run_search(
             study,
             ctx,
+            engine,
+            args,
             on_trial_done=progress.on_trial_done,
             on_trial_failed=lambda trial: console.print(trial_line(trial)),
         )
-    if isinstance(stats, ConcurrentStats):
-        console.print(concurrency_line(stats), soft_wrap=True)
+    console.print(throughput_line(stats), soft_wrap=True)
     drawn = stats.trained + stats.rejected
     if drawn:
         console.print(
