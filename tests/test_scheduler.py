@@ -107,7 +107,8 @@ def test_idle_waits_for_a_lost_peer_trial_and_runs_it(tmp_path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", Heartbeat(1, 2))
     study = new_study(storage=storage)
     search(study, FakeEngine(), trials=1, concurrency=1, epochs=1)
-    peer = study.ask()  # a peer's running trial, whose worker is killed after its first heartbeat
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's: heartbeats are for Study.optimize
+        peer = study.ask()  # a peer's running trial, whose worker is killed after its first heartbeat
     storage.record_heartbeat(trial_id(peer))
     start = time.monotonic()
     stats = search(study, FakeEngine(), trials=2, concurrency=2, epochs=1)
