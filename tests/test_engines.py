@@ -98,3 +98,22 @@ def test_an_out_of_memory_bank_fails_its_members_alone(tiny) -> None:
     events = engine.advance()
     assert sorted(event.key for event in events) == [0, 1, 2]
     assert all(isinstance(event, OutOfMemory) for event in events) and engine.in_flight == 0
+
+
+def test_confirmation_runs_train_on_the_separate_engine_and_a_diverged_one_stops_alone(tiny) -> None:
+    from mnist_arch.config import CandidateConfig, TrainConfig
+    from search.confirm import ConfirmJob, _train_chunk
+
+    wild = CandidateConfig(ITERATION_3.arch, TrainConfig(lr=1e9, momentum=0.99, batch_size=64))
+    chunk = [(ConfirmJob("wild", wild), 0), (ConfirmJob("iteration-3", ITERATION_3), 1)]
+    seen = []
+    finals = _train_chunk(chunk, tiny, 2, lambda job, seed, stats: seen.append((job.label, stats.epoch)))
+    alone = train(ITERATION_3, tiny, epochs=2, seed=1)
+    last = alone.history[-1]
+    assert finals[0] is None and finals[1] is not None
+    assert (finals[1].train_loss, finals[1].val_acc, finals[1].test_acc) == (
+        last.train_loss,
+        last.val_acc,
+        last.test_acc,
+    )
+    assert ("iteration-3", 1) in seen and ("iteration-3", 2) in seen
