@@ -24,6 +24,8 @@ from mnist_arch.data import Mnist, normalize
 from mnist_arch.model import Net, build_model, layer_plan
 
 EVAL_BATCH = 2000
+# On the CPU a batch whose activations stay in cache evaluates 1.5-2x faster, with the same accuracies.
+EVAL_BATCH_CPU = 256
 DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
 WARMUP_STEPS = 3  # eager steps on a side stream before capture; they are real training steps
 
@@ -303,9 +305,10 @@ def train_together(
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Accuracy in [0, 1] of `model` (in eval mode) on `images`."""
     correct = torch.zeros((), dtype=torch.long, device=images.device)
-    for start in range(0, len(labels), EVAL_BATCH):
-        logits = model(images[start : start + EVAL_BATCH])
-        correct += (logits.argmax(1) == labels[start : start + EVAL_BATCH]).sum()
+    batch = EVAL_BATCH_CPU if images.device.type == "cpu" else EVAL_BATCH
+    for start in range(0, len(labels), batch):
+        logits = model(images[start : start + batch])
+        correct += (logits.argmax(1) == labels[start : start + batch]).sum()
     return correct.item() / max(1, len(labels))
 
 

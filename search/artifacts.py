@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial
 from mnist_arch.config import CandidateConfig
 from mnist_arch.model import describe, receptive_field, summary_text
 from mnist_arch.trainer import EpochStats, TrainResult
+from search.optuna_private import storage_of
 
 WEIGHTS = "weights.pt"
 SUMMARY = "summary.txt"
@@ -100,7 +101,7 @@ def trial_artifact(
     """The content of `trial`'s artifact named `filename`, or None when it has none."""
     if store is None:
         return None
-    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage_of(study))
     for meta in reversed(metas):  # the latest upload wins
         if meta.filename == filename:
             with store.open_reader(meta.artifact_id) as reader:

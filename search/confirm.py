@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, train, train_together
-from search.interrupts import interruptible
+from mnist_arch.trainer import DeviceData, DivergedError, EpochStats
 
 PREFIX = "confirm:"
 IN_FLIGHT = 32  # runs trained interleaved at once
@@ -130,38 +129,32 @@ def confirm(
 def _train_chunk(
     chunk: list[tuple[ConfirmJob, int]], data: DeviceData, epochs: int, on_epoch: OnEpoch | None
 ) -> list[EpochStats | None]:
-    """Final-epoch stats of each run; None for a run that diverged (it counts as 0% accuracy)."""
+    """Final-epoch stats of each run; None for a run that diverged (it counts as 0% accuracy).
 
-    def report(index: int, stats: EpochStats) -> None:
-        if on_epoch is not None:
-            on_epoch(chunk[index][0], chunk[index][1], stats)
+    The runs train together on the search's separate engine; a run that diverges stops alone."""
+    # Training only: reading a study imports nothing of the run side.
+    from search.run.engine import EpochEnd
+    from search.run.interrupts import interruptible
+    from search.run.separate import SeparateEngine
 
+    finals: list[EpochStats | None] = [None] * len(chunk)
+    engine = SeparateEngine(data)
     with interruptible():
-        try:
-            results = train_together(
-                [(job.config, seed) for job, seed in chunk],
-                data,
-                epochs=epochs,
-                on_epoch=report,
-                in_flight=IN_FLIGHT,
-            )
-            return [result.history[-1] for result in results]
-        except DivergedError:
-            pass
-        # One run diverged and took the chunk with it: train the chunk's runs one by one instead.
-        finals: list[EpochStats | None] = []
-        for job, seed in chunk:
-
-            def alone(stats: EpochStats, job: ConfirmJob = job, seed: int = seed) -> bool:
+        for index, (job, seed) in enumerate(chunk):
+            engine.admit(index, job.config, seed)
+        while events := engine.advance():
+            for event in events:
+                if not isinstance(event, EpochEnd):
+                    if isinstance(event.error, DivergedError):
+                        continue
+                    raise event.error
+                job, seed = chunk[event.key]
                 if on_epoch is not None:
-                    on_epoch(job, seed, stats)
-                return False
-
-            try:
-                finals.append(train(job.config, data, epochs=epochs, seed=seed, on_epoch=alone).history[-1])
-            except DivergedError:
-                finals.append(None)
-        return finals
+                    on_epoch(job, seed, event.stats)
+                if event.stats.epoch == epochs:
+                    finals[event.key] = event.stats
+                    engine.release(event.key)
+    return finals
 
 
 def load(study: optuna.Study, label: str, seeds: int, epochs: int, subset: int | None) -> Confirmation:

@@ -21,7 +21,6 @@ from mnist_arch.dataset import describe as describe_data
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.model import count_params, describe, receptive_field
 from search.confirm import Confirmation, ConfirmJob
-from search.loop import is_trained
 from search.plots import (
     Curve,
     Level,
@@ -35,6 +34,7 @@ from search.plots import (
 from search.results import WINNER_MARK, baseline_trials, top_trials, winner_trial
 from search.speed import SPEED_NOTE, throughput
 from search.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
+from search.trials import is_trained
 from search.winner import Winner, confirmed_winner, trial_label
 
 

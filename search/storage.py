@@ -75,7 +75,7 @@ def open_storage(
     """An RDB storage (SQLite, PostgreSQL, MySQL) for `url`; a clear UsageError if it cannot open.
 
     With `heartbeat` it is opened for a search worker: running trials record a heartbeat, stale
-    ones can be failed (see search.heartbeat), and SQLite takes its write lock up front. With
+    ones can be failed (see search.run.heartbeat), and SQLite takes its write lock up front. With
     `create=False` Optuna's tables must exist already (see `storage_tables`): nothing is created."""
     scheme = storage_scheme(url)
     if create and scheme == "sqlite":

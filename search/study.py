@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -13,6 +13,9 @@ from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATIONS
 from search.pruners import RUNG_KEEP, RUNG_Z, ReportedMedianPruner, RungPruner, default_rungs
 from space.space import SearchSpace
+
+if TYPE_CHECKING:
+    from mnist_arch.data import Mnist
 
 OBJECTIVES = {"val": "val_acc", "test": "test_acc"}
 
@@ -75,6 +78,20 @@ SETTING_FLAGS = {
     "space": "--space",
 }
 _NEW_STUDY = "choose another --study name to start a new study"
+
+
+def study_settings(settings: Any, space: SearchSpace, mnist: Mnist) -> dict[str, Any]:
+    """What a study is created with and every resume, and every worker, must repeat: stored on a new
+    study, compared key by key on an existing one (`check_compatible`), with the objective. `settings`
+    is the search's settings (epochs, subset)."""
+    return {
+        "max_params": space.max_params,
+        "epochs": settings.epochs,
+        "subset": settings.subset,
+        "space": space.spec.source,
+        "space_digest": space.spec.digest(),
+        "dataset": mnist.identity.fingerprint,
+    }
 
 
 def check_compatible(study: optuna.Study, settings: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.trainer import DeviceData
 from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, load_if_stored, missing_seeds
+from search.optuna_private import live_trial
 
 WINNER_ATTR = "winner"
 # {"trial": N, "same_as_winner": bool, "why": str | None}: Optuna's best trial next to the winner
@@ -315,7 +316,7 @@ def _trial_handle(study: optuna.Study, number: int) -> optuna.Trial | None:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials):
         return None
-    return optuna.Trial(study, trials[number]._trial_id)
+    return live_trial(study, trials[number])
 
 
 def _with_section(body: str, section: str | None) -> str:

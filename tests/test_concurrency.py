@@ -15,10 +15,12 @@ from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, TrainingRun, load_mnist, train
 from search.cli import main
-from search.concurrent import run_concurrent
-from search.fused_search import run_fused
-from search.loop import run_search, trained_count
 from search.objective import TrialContext
+from search.run.fused import FusedEngine
+from search.run.scheduler import run_search
+from search.run.separate import SeparateEngine
+from search.run.settings import SearchSettings
+from search.trials import trained_count
 from space.space import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,12 +67,24 @@ def new_study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
     return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
 
-@pytest.mark.parametrize("loop", [run_concurrent, run_fused], ids=["separate", "fused"])
-def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny, loop) -> None:
+def engine_named(name: str, data: DeviceData, concurrency: int):
+    return FusedEngine(data, max_bank=concurrency) if name == "fused" else SeparateEngine(data)
+
+
+def search(study, ctx, engine, *, trials: int, concurrency: int, **callbacks):
+    settings = SearchSettings(trials=trials, concurrency=concurrency, epochs=ctx.epochs)
+    return run_search(study, ctx, engine, settings, **callbacks)
+
+
+@pytest.mark.parametrize("engine", ["separate", "fused"])
+def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny, engine) -> None:
     # Every trial is below 99% after epoch 1: the threshold pruner stops each one there.
     study = new_study(optuna.pruners.ThresholdPruner(lower=0.99))
     done = []
-    stats = loop(study, make_ctx(tiny, epochs=3), n_trials=7, concurrency=3, on_trial_done=done.append)
+    engine = engine_named(engine, tiny, 3)
+    stats = search(
+        study, make_ctx(tiny, epochs=3), engine, trials=7, concurrency=3, on_trial_done=done.append
+    )
     trained = [t for t in study.trials if "rejected" not in t.user_attrs]
     assert trained_count(study) == 7 and len(trained) == 7 and len(done) == 7
     assert stats.trained == 7 and stats.pruned == 7 and stats.max_in_flight == 3
@@ -91,10 +105,8 @@ def test_iteration_3_seeds_concurrently_equal_sequential(tiny) -> None:
         for _ in range(5):
             study.enqueue_trial({}, user_attrs={"baseline": "iteration-3"})
         ctx = make_ctx(tiny, epochs=1)
-        if concurrency == 1:
-            run_search(study, ctx, n_trials=5)
-        else:
-            assert run_concurrent(study, ctx, n_trials=5, concurrency=5).max_in_flight == 5
+        stats = search(study, ctx, SeparateEngine(tiny), trials=5, concurrency=concurrency)
+        assert stats.max_in_flight == concurrency
         values.append([t.value for t in study.trials])
     sequential, concurrent = values
     assert len(set(sequential)) > 1  # five different seeds
@@ -111,15 +123,19 @@ class _OutOfMemoryRun(TrainingRun):
         super().step()
 
 
+class _OutOfMemoryEngine(SeparateEngine):
+    """Trial 1 (seed 1) runs out of memory; the others train as usual."""
+
+    def new_run(self, config, seed):
+        return (_OutOfMemoryRun if seed == 1 else TrainingRun)(config, self.data, seed=seed)
+
+
 def test_out_of_memory_fails_one_trial_alone(tiny) -> None:
     study = new_study(optuna.pruners.NopPruner())
     for _ in range(4):
         study.enqueue_trial({}, user_attrs={"baseline": "iteration-3"})
-
-    def make_run(config, data, *, seed):
-        return (_OutOfMemoryRun if seed == 1 else TrainingRun)(config, data, seed=seed)
-
-    stats = run_concurrent(study, make_ctx(tiny, epochs=1), n_trials=3, concurrency=3, make_run=make_run)
+    ctx = make_ctx(tiny, epochs=1)
+    stats = search(study, ctx, _OutOfMemoryEngine(tiny), trials=3, concurrency=3)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "out of memory"

@@ -56,21 +56,20 @@ def test_sigterm_exits_143_with_the_trial_marked_interrupted(data, space, tmp_pa
     assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"] == "interrupted"
 
 
-def test_diverged_and_out_of_memory_trials_do_not_stop_the_search(data, tmp_path) -> None:  # noqa: ANN001
-    """A huge learning rate diverges every trial (pruned, counted); trial 1 runs out of memory
-    (failed, not counted); the search still ends with 3 trained trials."""
+def test_diverged_trials_do_not_stop_the_search(data, tmp_path) -> None:  # noqa: ANN001
+    """A huge learning rate diverges every trial (pruned, counted); the search still ends with 3 trained
+    trials. (Out of memory at every concurrency: tests/test_scheduler.py.)"""
     space = tmp_path / "diverge.toml"
     space.write_text(SMALL_SPACE + "\n[optimizer]\nlr = 10.0\nmomentum = 0.99\nbatch_size = 64\n")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     cmd = search_cmd(storage, data, "bad", 3, "--space", str(space), "--no-baselines")
-    result = run(cmd, tmp_path, MNIST_ARCH_INJECT_OOM="1")
+    result = run(cmd, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     trials = load_trials(storage, "bad")
     reasons = {t.number: (t.state, t.user_attrs.get("fail_reason")) for t in trials}
-    assert reasons[1] == (TrialState.FAIL, "out of memory")
-    assert len(trained(trials)) == 3 and not running(trials)
+    assert len(trained(trials)) == 3 and len(trials) == 3 and not running(trials)
     assert all(reasons[t.number] == (TrialState.PRUNED, "diverged") for t in trained(trials))
-    assert "trial 1 fail (out of memory)" in flat(result.stdout)
+    assert all(t.user_attrs["worker"] for t in trials)
     assert "trial 0 pruned (diverged)" in flat(result.stdout)
 
 

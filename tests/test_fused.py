@@ -18,10 +18,13 @@ from mnist_arch.config import CandidateConfig, TrainConfig
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
-from search.engines import resolve_engine
-from search.fused_search import run_fused
-from search.loop import run_search, trained_count
 from search.objective import TrialContext
+from search.run.engines import resolve_engine
+from search.run.fused import FusedEngine
+from search.run.scheduler import run_search
+from search.run.separate import SeparateEngine
+from search.run.settings import SearchSettings
+from search.trials import trained_count
 from space.space import SearchSpace
 from tests.conftest import run_cli
 
@@ -203,11 +206,14 @@ def test_fused_search_gives_the_sequential_values(mnist_dir) -> None:
                 study.enqueue_trial(space.params_for(config))
             ctx = make_ctx(data, epochs=2, space=space)
             if fused:
-                stats = run_fused(study, ctx, n_trials=7, concurrency=4)
+                settings = SearchSettings(trials=7, concurrency=4, epochs=2)
+                stats = run_search(study, ctx, FusedEngine(data, max_bank=4), settings)
                 assert stats.max_in_flight == 4 and stats.model_epochs == 14
                 assert 1 < stats.member_steps / stats.bank_steps <= 4  # trials shared banks
             else:
-                run_search(study, ctx, n_trials=7)
+                run_search(
+                    study, ctx, SeparateEngine(data), SearchSettings(trials=7, concurrency=1, epochs=2)
+                )
             values.append([(t.state, t.value) for t in study.trials])
     sequential, fused = values
     assert len(sequential) == 7 and len({value for _, value in sequential}) > 1
@@ -237,6 +243,11 @@ class _OutOfMemoryBank(FusedBank):
         return super().step()
 
 
+class _OutOfMemoryEngine(FusedEngine):
+    def new_bank(self, members):
+        return _OutOfMemoryBank(members, self.data)
+
+
 def test_out_of_memory_fails_its_bank_and_the_search_goes_on(mnist_dir, tmp_path) -> None:
     data = tiny_data(mnist_dir, images=256, double=False)
     path = tmp_path / "space.toml"
@@ -245,7 +256,8 @@ def test_out_of_memory_fails_its_bank_and_the_search_goes_on(mnist_dir, tmp_path
     for batch in (32, 64, 32):
         study.enqueue_trial({"batch_size": batch})
     ctx = make_ctx(data, epochs=1, space=SearchSpace.load(path))
-    stats = run_fused(study, ctx, n_trials=3, concurrency=3, make_bank=_OutOfMemoryBank)
+    settings = SearchSettings(trials=3, concurrency=3, epochs=1)
+    stats = run_search(study, ctx, _OutOfMemoryEngine(data, max_bank=3), settings)
     first_three = [t.state for t in study.trials[:3]]
     assert first_three == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "out of memory"

@@ -14,9 +14,12 @@ import torch
 from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, TrainingRun, load_mnist, train
-from search.concurrent import MEMORY_SHARE, ConcurrencyLimit, cap_for_memory, run_concurrent
-from search.loop import trained_count
 from search.objective import TrialContext
+from search.run.capacity import MEMORY_SHARE, Capacity, cap_for_memory
+from search.run.scheduler import run_search
+from search.run.separate import SeparateEngine
+from search.run.settings import SearchSettings
+from search.trials import trained_count
 from space.space import SearchSpace
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -87,11 +90,13 @@ def test_out_of_memory_fails_one_trial_alone(gpu_data) -> None:
     for _ in range(4):
         study.enqueue_trial({}, user_attrs={"baseline": "iteration-3"})
 
-    def make_run(config, data, *, seed):
-        return (_GreedyRun if seed == 1 else TrainingRun)(config, data, seed=seed)
+    class GreedyEngine(SeparateEngine):
+        def new_run(self, config, seed):
+            return (_GreedyRun if seed == 1 else TrainingRun)(config, self.data, seed=seed)
 
     ctx = TrialContext(SearchSpace.load(None), gpu_data, 1, 8000, "val", seed=0)
-    stats = run_concurrent(study, ctx, n_trials=3, concurrency=3, make_run=make_run)
+    settings = SearchSettings(trials=3, concurrency=3, epochs=1)
+    stats = run_search(study, ctx, GreedyEngine(gpu_data), settings)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "out of memory"
@@ -101,7 +106,7 @@ def test_out_of_memory_fails_one_trial_alone(gpu_data) -> None:
 
 
 def test_trials_in_flight_are_capped_by_free_memory(gpu_data) -> None:
-    limit = ConcurrencyLimit(CUDA, 10_000)
+    limit = Capacity(CUDA, 10_000)
     assert limit.cap == 1  # until the first trial is measured
     run = TrainingRun(ITERATION_3, gpu_data, seed=0)
     run.begin_epoch(1)

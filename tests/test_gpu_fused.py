@@ -16,9 +16,11 @@ from optuna.trial import TrialState
 from mnist_arch import DeviceData, train
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member
-from search.fused_search import run_fused
-from search.loop import trained_count
 from search.objective import TrialContext
+from search.run.fused import FusedEngine
+from search.run.scheduler import run_search
+from search.run.settings import SearchSettings
+from search.trials import trained_count
 from space.space import SearchSpace
 from tests.test_fused import MIXED, curve, float64, losses, state, tiny_data
 
@@ -68,7 +70,9 @@ def test_fused_search_on_cuda_counts_exactly() -> None:
     data = cuda_data(4096, double=False)
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     ctx = TrialContext(SearchSpace.load(None), data, 2, 8000, "val", seed=0)
-    stats = run_fused(study, ctx, n_trials=8, concurrency=6)
+    stats = run_search(
+        study, ctx, FusedEngine(data, max_bank=6), SearchSettings(trials=8, concurrency=6, epochs=2)
+    )
     assert trained_count(study) == 8 and stats.model_epochs == 16
     assert stats.bytes_per_trial is not None and stats.bytes_per_trial > 0
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]

@@ -12,8 +12,9 @@ import optuna
 import pytest
 
 from search.cli import build_parser, main
+from search.run.settings import SearchSettings
+from search.run.workers import _worker_main
 from search.study import check_compatible, setting_mismatch
-from search.workers import _worker_main
 from tests.conftest import run_cli
 from tests.search_procs import SMALL_SPACE
 
@@ -146,7 +147,7 @@ def test_a_worker_applies_the_same_check(capfd, created, data, tmp_path) -> None
     args = build_parser().parse_args(search_args(created, data, "--max-params", "20000"))
     trials, before = n_trials(created), (created / "s.db").read_bytes()
     worker = multiprocessing.get_context("spawn").Process(
-        target=_worker_main, args=(args, 0, "cpu", 1, os.getpid())
+        target=_worker_main, args=(SearchSettings.from_args(args), 0, "cpu", 1, os.getpid())
     )
     worker.start()
     worker.join(timeout=300)

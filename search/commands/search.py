@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from mnist_arch.data import Mnist, load_mnist
+from mnist_arch.data import load_mnist
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
 from search.artifacts import artifact_dir_for
@@ -23,19 +22,21 @@ from search.commands.args import (
     worker_count,
 )
 from search.commands.paths import check_output_folder
-from search.concurrent import AUTO_CONCURRENCY, ConcurrentStats, concurrency_line
-from search.engines import ENGINE_CHOICES, expected_in_flight, resolve_engine, run_search_trials
-from search.fused_search import FUSED_AUTO_CONCURRENCY
-from search.heartbeat import heartbeat_from_env
-from search.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
-from search.loop import trained_count
 from search.objective import TrialContext
 from search.progress import SearchProgress, wide_console
 from search.results import fault_lines, result_table, top_trials
+from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
+from search.run.engines import ENGINE_CHOICES, expected_in_flight, make_engine, resolve_engine
+from search.run.heartbeat import heartbeat_from_env
+from search.run.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
+from search.run.scheduler import run_search
+from search.run.settings import SearchSettings
+from search.run.settle import throughput_line
+from search.run.workers import plan_devices, run_workers, trial_line
 from search.storage import mask_url, open_storage, use_wal
-from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study
+from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study, study_settings
+from search.trials import trained_count
 from search.winner import confirm_winner, confirmed_winner
-from search.workers import plan_devices, run_workers, trial_line
 from space.budget import require_feasible, require_reachable
 from space.space import SearchSpace
 
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     console = wide_console(args.wide)
     with interrupts_as_exceptions():
         try:
-            return _run(args, console)
+            return _run(SearchSettings.from_args(args), console)
         except Interrupted as error:
             console.print(f"interrupted ({error}): the running trial is marked failed. {_RESUME}")
             return error.exit_code
@@ -173,20 +174,7 @@ def run(args: argparse.Namespace) -> int:
 _RESUME = "Run the same command again to resume."
 
 
-def study_settings(args: argparse.Namespace, space: SearchSpace, mnist: Mnist) -> dict[str, Any]:
-    """What a study is created with and every resume, and every worker, must repeat: stored on a new
-    study, compared key by key on an existing one (search.study.check_compatible), with the objective."""
-    return {
-        "max_params": space.max_params,
-        "epochs": args.epochs,
-        "subset": args.subset,
-        "space": space.spec.source,
-        "space_digest": space.spec.digest(),
-        "dataset": mnist.identity.fingerprint,
-    }
-
-
-def check_artifact_folder(args: argparse.Namespace) -> None:
+def check_artifact_folder(args: SearchSettings) -> None:
     """The folder complete trials' files go to (--artifacts, else beside a SQLite file) must be creatable."""
     try:
         folder = artifact_dir_for(args.storage, args.artifacts)
@@ -198,7 +186,7 @@ def check_artifact_folder(args: argparse.Namespace) -> None:
         check_output_folder(folder, "--artifacts" if args.artifacts else "the artifact folder")
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def _run(args: SearchSettings, console: Console) -> int:
     # Everything that can be wrong with the input is checked before the storage is touched, in this
     # order: space and budget, devices, data, output paths, then the storage and the study's settings.
     space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
@@ -255,15 +243,16 @@ def _search_here(args, console, study, space, device, mnist, done) -> int:  # no
     key = "val_acc" if args.objective == "val" else "test_acc"
     with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
         ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, device), progress.on_epoch)
-        stats = run_search_trials(
-            args,
+        engine = make_engine(args.engine, space, ctx.data, args.concurrency)
+        stats = run_search(
             study,
             ctx,
+            engine,
+            args,
             on_trial_done=progress.on_trial_done,
             on_trial_failed=lambda trial: console.print(trial_line(trial)),
         )
-    if isinstance(stats, ConcurrentStats):
-        console.print(concurrency_line(stats), soft_wrap=True)
+    console.print(throughput_line(stats), soft_wrap=True)
     drawn = stats.trained + stats.rejected
     if drawn:
         console.print(

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import optuna
-from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.errors import UsageError
+from search.optuna_private import heartbeat_storage, stale_trial_ids, trial_id
 from search.storage import Heartbeat
 
 HEARTBEAT_ENV = "MNIST_ARCH_HEARTBEAT"  # "INTERVAL[,GRACE]" in seconds; tests use short ones
@@ -45,26 +45,25 @@ def heartbeat_from_env() -> Heartbeat:
     return Heartbeat(interval, grace)
 
 
-def _heartbeat_storage(study: optuna.Study) -> BaseStorage | None:
-    storage = study._storage
-    enabled = optuna.storages._heartbeat.is_heartbeat_enabled(storage)
-    return storage if enabled else None
+def keeps_heartbeats(study: optuna.Study) -> bool:
+    """Whether a killed worker's trial is ever found lost: only with a heartbeat on the storage."""
+    return heartbeat_storage(study) is not None
 
 
 @contextmanager
 def beating(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Record `trial`'s heartbeat now and every interval until the block ends."""
-    storage = _heartbeat_storage(study)
+    storage = heartbeat_storage(study)
     if storage is None:
         yield
         return
-    storage.record_heartbeat(trial._trial_id)  # at once: a trial without a heartbeat is never stale
+    storage.record_heartbeat(trial_id(trial))  # at once: a trial without a heartbeat is never stale
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(storage.get_heartbeat_interval()):
             with contextlib.suppress(Exception):  # a missed beat is retried; the trial must go on
-                storage.record_heartbeat(trial._trial_id)
+                storage.record_heartbeat(trial_id(trial))
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
     thread.start()
@@ -79,19 +78,18 @@ def fail_stale(study: optuna.Study) -> list[int]:
     """Fail the running trials whose heartbeat stopped, with fail_reason 'worker lost', and queue
     each one's parameters again. Returns the numbers failed here (several workers may race: the
     storage lets exactly one of them finish a trial, and only that one requeues it)."""
-    storage = _heartbeat_storage(study)
+    storage = heartbeat_storage(study)
     if storage is None:
         return []
     failed = []
-    # The same query optuna.storages.fail_stale_trials runs; it cannot set a reason before failing.
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
+    for stale in stale_trial_ids(storage, study):
         try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", LOST)
-            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            storage.set_trial_user_attr(stale, "fail_reason", LOST)
+            if not storage.set_trial_state_values(stale, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it first
-        trial = storage.get_trial(trial_id)
+        trial = storage.get_trial(stale)
         _requeue(study, trial)
         failed.append(trial.number)
     return failed

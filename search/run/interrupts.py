@@ -1,9 +1,9 @@
 """Ctrl-C and SIGTERM as an exception raised only where a trial can still be told.
 
-A signal that arrives while a trial trains raises `Interrupted` at once, so the loop marks that trial
-failed ('interrupted'). One that arrives during a storage call (ask, tell, counting) is held and raised
-at the next safe point: an exception inside a storage call could leave a trial RUNNING with nobody to
-tell it. Later signals are ignored while the first is being handled.
+A signal that arrives while trials train raises `Interrupted` at once, so the scheduler marks the
+trials in flight failed ('interrupted'). One that arrives during a storage call (ask, report, tell,
+counting) is held and raised at the next safe point: an exception inside a storage call could leave a
+trial RUNNING with nobody to tell it. Later signals are ignored while the first is being handled.
 """
 
 from __future__ import annotations

@@ -2,18 +2,16 @@
 
 The parent has already checked the input, created the study and queued the baselines; it starts the
 workers (spawned: fresh interpreters, so no CUDA or storage state is shared), forwards SIGINT/SIGTERM
-to them, fails the trials of workers that were killed (heartbeat, see search.heartbeat) and prints the
+to them, fails the trials of workers that were killed (heartbeat, see search.run.heartbeat) and prints the
 result table at the end. The same command on other machines against the same PostgreSQL joins in.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -27,13 +25,15 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.engines import expected_in_flight, run_search_trials
-from search.heartbeat import fail_stale, heartbeat_from_env
-from search.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
-from search.loop import trained_count
 from search.objective import TrialContext
+from search.run.engines import expected_in_flight, make_engine
+from search.run.heartbeat import fail_stale, heartbeat_from_env
+from search.run.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
+from search.run.scheduler import run_search, worker_name
+from search.run.settings import SearchSettings
 from search.storage import mask_url, open_storage
-from search.study import make_pruner, open_study
+from search.study import make_pruner, open_study, study_settings
+from search.trials import trained_count
 from space.space import SearchSpace
 
 SHARED = ("auto", "cpu", "cuda")  # device specs that several workers may share
@@ -59,10 +59,6 @@ def plan_devices(spec: str, workers: int) -> list[torch.device]:
     return [resolve_device(name) for name in names[:workers]]
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def trial_line(trial: FrozenTrial) -> str:
     """One line per finished trial, as the workers print it."""
     attrs = trial.user_attrs
@@ -77,7 +73,7 @@ def trial_line(trial: FrozenTrial) -> str:
     return line
 
 
-def run_workers(args: argparse.Namespace, devices: list[torch.device], study: optuna.Study) -> int:
+def run_workers(settings: SearchSettings, devices: list[torch.device], study: optuna.Study) -> int:
     """Start one worker per device, wait for them all; the exit code of the whole search."""
     context = multiprocessing.get_context("spawn")
     cpu_workers = sum(device.type == "cpu" for device in devices) or 1
@@ -85,7 +81,7 @@ def run_workers(args: argparse.Namespace, devices: list[torch.device], study: op
     processes = [
         context.Process(
             target=_worker_main,
-            args=(args, index, str(device), threads, os.getpid()),
+            args=(settings, index, str(device), threads, os.getpid()),
             name=f"mnist-arch worker {index}",
         )
         for index, device in enumerate(devices)
@@ -114,8 +110,8 @@ def run_workers(args: argparse.Namespace, devices: list[torch.device], study: op
         return 1
     if any(code == 2 for code in codes):
         return 2
-    if args.timeout is None and trained_count(study) < args.trials:
-        print(f"the workers stopped before the study held {args.trials} trained trials", file=sys.stderr)
+    if settings.timeout is None and trained_count(study) < settings.trials:
+        print(f"the workers stopped before the study held {settings.trials} trained trials", file=sys.stderr)
         return 1
     return 0
 
@@ -141,7 +137,7 @@ def _supervise(processes: list[multiprocessing.process.BaseProcess], study: optu
             fail_stale(study)
 
 
-def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int, parent: int) -> None:
+def _worker_main(settings: SearchSettings, index: int, device: str, threads: int, parent: int) -> None:
     """One worker process: its own storage connection, sampler seed and copy of the data."""
     prefix = f"[w{index}]"
     code = 0
@@ -150,26 +146,25 @@ def _worker_main(args: argparse.Namespace, index: int, device: str, threads: int
             _exit_with_parent(parent)
             if device == "cpu":
                 torch.set_num_threads(threads)
-            from search.commands.search import study_settings  # that module starts the workers
-
-            space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
-            mnist = load_mnist(args.data, args.subset)
-            storage = open_storage(args.storage, heartbeat_from_env())
+            space = SearchSpace.load(settings.space, max_params=settings.max_params, epochs=settings.epochs)
+            mnist = load_mnist(settings.data, settings.subset)
+            storage = open_storage(settings.storage, heartbeat_from_env())
             # The parent's settings check, repeated: the space file or the data may have changed since.
             study, _ = open_study(
                 storage,
-                args.study,
-                objective=args.objective,
-                seed=args.seed,
-                pruner=make_pruner(args.pruner, args.epochs),
-                settings=study_settings(args, space, mnist),
+                settings.study,
+                objective=settings.objective,
+                seed=settings.seed,
+                pruner=make_pruner(settings.pruner, settings.epochs),
+                settings=study_settings(settings, space, mnist),
                 worker=worker_name(),
-                in_flight=expected_in_flight(args.concurrency, torch.device(device)),
+                in_flight=expected_in_flight(settings.concurrency, torch.device(device)),
             )
-            ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, torch.device(device)))
+            ctx = TrialContext.from_args(settings, space, DeviceData.from_mnist(mnist, torch.device(device)))
+            engine = make_engine(settings.engine, space, ctx.data, settings.concurrency)
             print(f"{prefix} worker {worker_name()} on {device}", flush=True)
             say = lambda t: print(f"{prefix} {trial_line(t)}", flush=True)  # noqa: E731
-            stats = run_search_trials(args, study, ctx, on_trial_done=say, on_trial_failed=say)
+            stats = run_search(study, ctx, engine, settings, on_trial_done=say, on_trial_failed=say)
             print(
                 f"{prefix} done: {stats.trained} trained, {stats.rejected} over budget, "
                 f"{stats.failed} failed, {stats.requeued} lost trial(s) requeued",
