@@ -1,44 +1,44 @@
-"""What a model is and how it trains: config, builder, parameter count, MNIST, trainer."""
+"""What a model is and how it trains: config, builder, parameter count, MNIST, trainer.
 
-from mnist_arch.config import ArchConfig, CandidateConfig, ConfigError, TrainConfig
-from mnist_arch.data import Mnist, load_mnist
-from mnist_arch.device import resolve_device
-from mnist_arch.errors import UsageError
-from mnist_arch.iterations import ITERATION_NAMES, ITERATIONS, Iteration, get_iteration
-from mnist_arch.model import build_model, count_params, describe, receptive_field, summary_text
-from mnist_arch.trainer import (
-    DeviceData,
-    DivergedError,
-    EpochStats,
-    TrainingRun,
-    TrainResult,
-    train,
-    train_together,
-)
+The names below are re-exported lazily (on first use): most of these modules import torch, which takes
+seconds, and the configs and errors are needed without it (the CLI's --help, reading a config file).
+"""
 
-__all__ = [
-    "ArchConfig",
-    "CandidateConfig",
-    "ConfigError",
-    "DeviceData",
-    "DivergedError",
-    "EpochStats",
-    "ITERATIONS",
-    "ITERATION_NAMES",
-    "Iteration",
-    "Mnist",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingRun",
-    "UsageError",
-    "build_model",
-    "count_params",
-    "describe",
-    "get_iteration",
-    "load_mnist",
-    "receptive_field",
-    "resolve_device",
-    "summary_text",
-    "train",
-    "train_together",
-]
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "ArchConfig": "mnist_arch.config",
+    "CandidateConfig": "mnist_arch.config",
+    "ConfigError": "mnist_arch.config",
+    "TrainConfig": "mnist_arch.config",
+    "Mnist": "mnist_arch.data",
+    "load_mnist": "mnist_arch.data",
+    "resolve_device": "mnist_arch.device",
+    "UsageError": "mnist_arch.errors",
+    "ITERATION_NAMES": "mnist_arch.iterations",
+    "ITERATIONS": "mnist_arch.iterations",
+    "Iteration": "mnist_arch.iterations",
+    "get_iteration": "mnist_arch.iterations",
+    "build_model": "mnist_arch.model",
+    "count_params": "mnist_arch.model",
+    "describe": "mnist_arch.model",
+    "receptive_field": "mnist_arch.model",
+    "summary_text": "mnist_arch.model",
+    "DeviceData": "mnist_arch.trainer",
+    "DivergedError": "mnist_arch.trainer",
+    "EpochStats": "mnist_arch.trainer",
+    "TrainingRun": "mnist_arch.trainer",
+    "TrainResult": "mnist_arch.trainer",
+    "train": "mnist_arch.trainer",
+    "train_together": "mnist_arch.trainer",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'mnist_arch' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

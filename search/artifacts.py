@@ -11,17 +11,20 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import optuna
-import torch
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.model import describe, receptive_field, summary_text
-from mnist_arch.trainer import EpochStats, TrainResult
 from search.optuna_private import storage_of
+
+if TYPE_CHECKING:  # torch and the model are imported where used: `dashboard` reads artifacts without them
+    import torch
+
+    from mnist_arch.trainer import EpochStats, TrainResult
 
 WEIGHTS = "weights.pt"
 SUMMARY = "summary.txt"
@@ -56,12 +59,16 @@ def open_artifact_store(folder: Path | None, *, create: bool) -> FileSystemArtif
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
     """The model's state_dict on the CPU, loadable with torch.load(weights_only=True)."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     return buffer.getvalue()
 
 
 def layer_summary(config: CandidateConfig) -> str:
+    from mnist_arch.model import receptive_field, summary_text
+
     return summary_text(config.arch) + f"\nReceptive field: {receptive_field(config.arch)} pixels\n"
 
 
@@ -69,6 +76,8 @@ def note_trial(trial: optuna.Trial, headline: str, config: CandidateConfig) -> N
     """The dashboard note of a running trial, shown at the top of its page: the headline (what the trial is
     and its key figures), then the architecture and its layer table."""
     from optuna_dashboard import save_note
+
+    from mnist_arch.model import describe
 
     save_note(trial, f"{headline}\n\n**{describe(config.arch)}**\n\n```\n{layer_summary(config)}```\n")
 
@@ -111,6 +120,8 @@ def trial_artifact(
 
 def history_of(trial: FrozenTrial) -> list[EpochStats]:
     """Per-epoch accuracies recorded by the objective, as EpochStats (lr, loss, time unknown)."""
+    from mnist_arch.trainer import EpochStats
+
     attrs = trial.user_attrs
     pairs = zip(attrs.get("val_curve", []), attrs.get("test_curve", []), strict=False)
     return [EpochStats(i, 0.0, 0.0, val, test, 0.0) for i, (val, test) in enumerate(pairs, start=1)]

@@ -7,12 +7,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import optuna
-
 from mnist_arch.config import ConfigError
 from mnist_arch.errors import UsageError
-from search.commands import COMMANDS
-from search.storage import mask_url
+from search.commands import SUMMARIES, load
+from search.masking import mask_url
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -34,7 +32,10 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The root parser. Given the command line `argv`, only the command it names is imported and gets its
+    options (the others are listed by name and summary); without `argv`, every command is."""
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None) if argv is not None else None
     parser = OneLineErrorParser(
         prog="mnist-arch",
         description="Search small MNIST CNNs and their training recipes under a parameter budget.",
@@ -42,13 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineErrorParser
     )
-    for command in COMMANDS:
-        command.register(subparsers)
+    for name, summary in SUMMARIES.items():
+        if argv is None or name == chosen:
+            load(name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    import optuna  # here, not at the top: --help and bad arguments do not pay for importing it
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI reports progress itself
     try:
         return args.run(args) or 0

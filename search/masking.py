@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-from sqlalchemy.engine import make_url
-
 MASK = "***"
 _SCHEME = r"[a-z][a-z0-9+.-]*://"
 _SECRET_KEY = r"[a-z_]*pass(?:word|wd)"  # password, sslpassword, passwd; not passfile
@@ -68,6 +66,8 @@ def url_secrets(url: str) -> list[str]:
     secrets = [url[start:end]] if end > start else []
     query = _query_of(url, end)
     secrets += [m["secret"] for m in _QUERY_PARAMETER.finditer(query)]
+    from sqlalchemy.engine import make_url  # here: the CLI's --help does not pay for importing SQLAlchemy
+
     try:  # what the driver receives, decoded: it may differ in form from the text
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse has only the text's secrets

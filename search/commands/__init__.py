@@ -1,7 +1,30 @@
-"""One module per `mnist-arch` command; each has register(subparsers) and run(args)."""
+"""One module per `mnist-arch` command; each has register(subparsers) and run(args).
 
-from search.commands import baselines, bench, dashboard, evaluate, export, report, search, space, train
+The root parser lists every command with its summary without importing the command's module (most of them
+import torch, which takes seconds): only the module of the command being run is imported.
+"""
 
-COMMANDS = (search, space, baselines, bench, report, export, train, evaluate, dashboard)
+from __future__ import annotations
 
-__all__ = ["COMMANDS"]
+import importlib
+from types import ModuleType
+
+SUMMARIES = {
+    "search": "run or resume a search",
+    "space": "show the search space and how much fits the budget",
+    "baselines": "show the three hand-designed iterations",
+    "bench": "time the trainer against the seed-style pipeline",
+    "report": "write report.md and report.html: top models next to the three iterations",
+    "export": "export a trial: config.json, weights.pt, summary.txt, model.pt2 (and model.onnx)",
+    "train": "train one config from scratch and export it",
+    "evaluate": "test accuracy of an exported model",
+    "dashboard": "browse the studies in optuna-dashboard",
+}
+
+
+def load(name: str) -> ModuleType:
+    """The module of command `name` (one of SUMMARIES)."""
+    return importlib.import_module(f"search.commands.{name}")
+
+
+__all__ = ["SUMMARIES", "load"]

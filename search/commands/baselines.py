@@ -9,10 +9,11 @@ from rich.console import Console
 
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.model import count_params, describe, layer_rows, receptive_field, summary_text
+from search.commands import SUMMARIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("baselines", help="show the three hand-designed iterations")
+    parser = subparsers.add_parser("baselines", help=SUMMARIES["baselines"])
     parser.add_argument("--json", action="store_true", help="print a JSON list instead")
     parser.set_defaults(run=run)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from search.benchmark import ConcurrentLevel, append_markdown, run_benchmark
+from search.commands import SUMMARIES
 from search.commands.args import add_data_args, bounded_int, positive_int
 from search.commands.paths import check_output_file
 
@@ -15,7 +16,7 @@ from search.commands.paths import check_output_file
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="time the trainer against the seed-style pipeline",
+        help=SUMMARIES["bench"],
         description="Times epochs of iteration 3 with mnist-arch's trainer and with the seed-style "
         "pipeline (torchvision + PIL rotation + DataLoader) in one run; with --concurrency, also the "
         "aggregate model-epochs/s of K copies trained at once in one process, and with --fused, of K "

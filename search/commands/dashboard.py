@@ -8,6 +8,7 @@ import sys
 
 from mnist_arch.errors import UsageError
 from search.artifacts import artifact_dir_for, open_artifact_store
+from search.commands import SUMMARIES
 from search.commands.args import positive_int
 from search.dashboard import check_port, exposure_warning, serve
 from search.existing import no_study_error, open_existing_storage, study_names
@@ -17,7 +18,7 @@ from search.storage import DEFAULT_STORAGE
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "dashboard",
-        help="browse the studies in optuna-dashboard",
+        help=SUMMARIES["dashboard"],
         description="Starts optuna-dashboard on the storage: per trial its user attributes (parameters, "
         "receptive field, architecture, curves) and, for complete trials, the weights, layer table and "
         "learning curve as artifacts.",

@@ -14,13 +14,14 @@ from mnist_arch.data import load_mnist, normalize
 from mnist_arch.dataset import DatasetIdentity, describe, fingerprint_of
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import evaluate
+from search.commands import SUMMARIES
 from search.export import CONFIG, load_export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="test accuracy of an exported model",
+        help=SUMMARIES["evaluate"],
         description="Loads config.json and weights.pt from an export folder and measures the test set. "
         "On the data and the device type it was trained on, the result equals the recorded test accuracy "
         "exactly; on other data (the export's dataset fingerprint differs) it says so.",

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_arch.config import CandidateConfig
 from mnist_arch.errors import UsageError
 from search.artifacts import WEIGHTS, artifact_dir_for, history_of, open_artifact_store, trial_artifact
+from search.commands import SUMMARIES
 from search.commands.args import add_study_args
 from search.config_file import ExportedConfig
 from search.confirm import load_if_stored
@@ -32,7 +33,7 @@ def trial_spec(text: str) -> str | int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a trial: config.json, weights.pt, summary.txt, model.pt2 (and model.onnx)",
+        help=SUMMARIES["export"],
         description="Writes the trial's complete config (architecture and recipe, layers, input contract, "
         "parameter count, accuracies, dataset), its trained weights (a state_dict for "
         "torch.load(weights_only=True)), its layer table, and standalone programs that take raw pixels: "

@@ -9,6 +9,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
+from search.commands import SUMMARIES
 from search.commands.args import add_data_args, add_study_args, non_negative_int, positive_int
 from search.confirm import confirm_with_progress, load_if_stored, missing_seeds
 from search.existing import open_existing_study
@@ -30,7 +31,7 @@ DEFAULT_EPOCHS = 15
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="write report.md and report.html: top models next to the three iterations",
+        help=SUMMARIES["report"],
         description="Tables and plots of a study, with its confirmed winner. --confirm-seeds N retrains "
         "the top K and the three iterations from scratch with N seeds and ranks them by mean validation "
         "accuracy; the runs are stored in the study and reused.",

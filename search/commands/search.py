@@ -11,6 +11,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
 from search.artifacts import artifact_dir_for
+from search.commands import SUMMARIES
 from search.commands.args import (
     MAX_WORKERS,
     add_data_args,
@@ -44,7 +45,7 @@ from space.space import SearchSpace
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="run or resume a search",
+        help=SUMMARIES["search"],
         description="Search architectures and recipes under the parameter budget. Running the same "
         "command again resumes the study until it holds --trials trained trials.",
     )

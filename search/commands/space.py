@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from search.commands import SUMMARIES
 from search.commands.args import positive_int
 from space.budget import WALL, draw_stats, reachable_params, require_reachable
 from space.space import DECAY, FILL, SearchSpace, decay_start
@@ -17,7 +18,7 @@ DRAWS = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("space", help="show the search space and how much fits the budget")
+    parser = subparsers.add_parser("space", help=SUMMARIES["space"])
     parser.add_argument("--space", metavar="FILE", help="TOML file overriding the default space")
     parser.add_argument(
         "--max-params", type=positive_int, metavar="P", help="parameter budget (default: the space's, 8000)"

@@ -13,6 +13,7 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData, EpochStats, train
 from search.artifacts import state_dict_bytes
+from search.commands import SUMMARIES
 from search.commands.args import add_data_args, positive_int, seed_int
 from search.commands.paths import check_output_folder
 from search.config_file import ExportedConfig, resolve_config
@@ -22,7 +23,7 @@ from search.export import versions, write_export
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train one config from scratch and export it",
+        help=SUMMARIES["train"],
         description="Trains a config.json (from `export`, or hand-written) or an iteration by name with "
         "the search's trainer, and writes the same export folder (config.json, weights.pt, summary.txt).",
     )
