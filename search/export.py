@@ -26,6 +26,7 @@ from mnist_arch.model import Net, build_model
 from mnist_arch.trainer import EpochStats
 from search.artifacts import CURVE, SUMMARY, WEIGHTS, layer_summary
 from search.config_file import ExportedConfig, load_config_file
+from search.output_paths import check_output_folder
 from search.standalone import INPUT_DTYPE, INPUT_SHAPE, build_programs
 
 CONFIG = "config.json"
@@ -43,8 +44,6 @@ def versions() -> dict[str, str]:
 def check_out_dir(out: Path, force: bool) -> None:
     """Refuse a folder that holds anything (unless `force`), a path that is a file, or a place that
     cannot be written; writes nothing. Commands call it before any slow step."""
-    from search.commands.paths import check_output_folder  # the commands package imports this module
-
     check_output_folder(out, "--out", force=force)
 
 

@@ -13,6 +13,7 @@ import optuna
 import pytest
 import torch
 from conftest import run_cli
+from optuna_dashboard import get_note
 from results_study import run_cli as run_in_process
 from test_data import synthetic, write_all
 
@@ -164,6 +165,10 @@ def test_the_study_records_the_identity_and_refuses_a_resume_on_other_data(slice
     attrs = optuna.load_study(study_name="identity", storage=storage).user_attrs
     assert attrs["dataset"] == load_mnist(data).identity.to_dict()
     assert attrs["dataset"]["name"] == "unknown"
+    # the dashboard's study page names the data in the study's note
+    study = optuna.load_study(study_name="identity", storage=storage)
+    assert "Data: unknown (7,000 train" in get_note(study)
+    assert load_mnist(data).identity.fingerprint in get_note(study)
     before = sqlite3.connect(folder / "study.db").execute("select count(*) from trials").fetchone()
     resumed = _search(storage, Path(mnist_dir), folder, "--trials", "4")
     assert resumed.returncode == 2 and "other data" in resumed.stderr, resumed.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from optuna_dashboard import save_note
 from rich.console import Console
 from rich.markup import escape
 
@@ -22,8 +23,8 @@ from search.commands.args import (
     seed_int,
     worker_count,
 )
-from search.commands.paths import check_output_folder
 from search.objective import TrialContext
+from search.output_paths import check_output_folder
 from search.progress import SearchProgress, wide_console
 from search.results import fault_lines, result_table, top_trials
 from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
@@ -211,6 +212,7 @@ def _run(args: SearchSettings, console: Console) -> int:
     use_wal(storage)
     if new:
         study.set_user_attr("dataset", mnist.identity.to_dict())
+        save_note(study, f"Data: {mnist.identity.summary()}")  # the dashboard's study page names the data
     if new and not args.no_baselines:
         enqueue_baselines(study, space)
     done = trained_count(study)
@@ -219,7 +221,8 @@ def _run(args: SearchSettings, console: Console) -> int:
         f"study '{escape(study.study_name)}' in {escape(mask_url(args.storage))}: {done} trained trial(s), "
         f"target {args.trials}; {args.workers} worker(s) on {where} "
         f"({resolve_engine(args.engine, space, devices[0])} engine), "
-        f"{len(mnist.train_labels):,} training images, budget {max_params:,} parameters"
+        f"{len(mnist.train_labels):,} training images of {escape(mnist.identity.name)}, "
+        f"budget {max_params:,} parameters"
     )
     if len(devices) == 1:
         return _search_here(args, console, study, space, devices[0], mnist, done)

@@ -15,9 +15,9 @@ from mnist_arch.trainer import DeviceData, EpochStats, train
 from search.artifacts import state_dict_bytes
 from search.commands import SUMMARIES
 from search.commands.args import add_data_args, positive_int, seed_int
-from search.commands.paths import check_output_folder
 from search.config_file import ExportedConfig, resolve_config
 from search.export import versions, write_export
+from search.output_paths import check_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
