@@ -9,8 +9,10 @@ missing.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import optuna
 from rich.console import Console
@@ -183,27 +185,44 @@ def confirm_with_progress(
     epochs: int,
     subset: int | None,
 ) -> dict[str, Confirmation]:
-    """`confirm` with a progress bar over the epochs still to train (none when everything is stored)."""
+    """`confirm` with progress over the runs still to train (none when everything is stored): a bar in a
+    terminal, plain lines in a pipe or a log (a line at the start and one per finished run)."""
     runs = len(missing_seeds(study, jobs, seeds, epochs, subset))
     if runs == 0:
         return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
-    progress = Progress(
-        TextColumn("confirmation"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    )
-    task = progress.add_task("", total=runs * epochs)
-
-    def on_epoch(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
-        progress.update(
-            task,
-            advance=1,
-            description=f"{job.label} seed {seed} epoch {stats.epoch}/{epochs} "
-            f"val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%",
+    if console.is_terminal:
+        progress = Progress(
+            TextColumn("confirmation"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
         )
+        task = progress.add_task("", total=runs * epochs)
 
-    with progress:
-        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_epoch)
+        def on_epoch(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
+            text = f"{job.label} seed {seed} {_epoch_text(stats, epochs)}"
+            progress.update(task, advance=1, description=text)
+
+        with progress:
+            return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_epoch)
+
+    start, finished = time.monotonic(), 0
+
+    def line(text: str) -> None:
+        elapsed = timedelta(seconds=int(time.monotonic() - start))
+        console.print(f"[{elapsed}] confirmation {text}", highlight=False, markup=False)
+
+    def on_run_end(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
+        nonlocal finished
+        if stats.epoch == epochs:
+            finished += 1
+            line(f"{finished}/{runs} runs | {job.label} seed {seed} {_epoch_text(stats, epochs)}")
+
+    line(f"0/{runs} runs | started")
+    return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_run_end)
+
+
+def _epoch_text(stats: EpochStats, epochs: int) -> str:
+    return f"epoch {stats.epoch}/{epochs} val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%"

@@ -93,7 +93,8 @@ def _piped_search(data, space, tmp_path) -> tuple[list[tuple[float, str, int | N
     """`mnist-arch search` with stdout a pipe: each line with the time it arrived and whether the process
     was still running then."""
     command = [sys.executable, "-m", "search.cli", "search", "--storage", f"sqlite:///{tmp_path}/s.db"]
-    command += ["--subset", "400", "--epochs", "1", "--trials", "2", "--confirm-top", "0", "--no-baselines"]
+    command += ["--subset", "400", "--epochs", "1", "--trials", "2", "--no-baselines"]
+    command += ["--confirm-top", "1", "--confirm-seeds", "2"]
     command += ["--data", str(data), "--space", space, "--device", "cpu"]
     process = subprocess.Popen(
         command,
@@ -122,7 +123,13 @@ def test_a_piped_search_prints_progress_lines_as_it_goes(data, space, tmp_path):
     ]
     assert [line.split(" | ")[0][-12:] for line in done] == ["] 1/2 trials", "] 2/2 trials"], text
     assert all("wall s/epoch" in line and " | best " in line for line in done)
-    assert "━" not in text  # no bar drawn for a pipe
+    assert "━" not in text  # no bar drawn for a pipe, in the search or in its confirmation
+    confirmation = [line for _, line, _ in lines if re.match(r"\[\d+:\d\d:\d\d\] confirmation ", line)]
+    assert [line.split(" | ")[0].split("] ", 1)[1] for line in confirmation] == [
+        "confirmation 0/2 runs",
+        "confirmation 1/2 runs",
+        "confirmation 2/2 runs",
+    ], text
     table = [line for line in text.splitlines() if line[:1] in "┌│├└"]
     assert table and all(len(line) <= 80 for line in table), text  # a pipe's tables fit 80 columns
 
