@@ -90,8 +90,31 @@ def study_settings(settings: Any, space: SearchSpace, mnist: Mnist) -> dict[str,
         "subset": settings.subset,
         "space": space.spec.source,
         "space_digest": space.spec.digest(),
-        "dataset": mnist.identity.fingerprint,
+        "dataset": mnist.identity.to_dict(),  # compared by its fingerprint (`comparable`)
     }
+
+
+def open_search_study(
+    settings: Any,
+    storage: optuna.storages.BaseStorage,
+    space: SearchSpace,
+    mnist: Mnist,
+    *,
+    in_flight: int,
+    worker: str | None = None,
+) -> tuple[optuna.Study, bool]:
+    """`open_study` for a search (its command or one of its workers) with `settings`, the search's
+    settings: the same study, pruner and settings check in every process."""
+    return open_study(
+        storage,
+        settings.study,
+        objective=settings.objective,
+        seed=settings.seed,
+        pruner=make_pruner(settings.pruner, settings.epochs),
+        settings=study_settings(settings, space, mnist),
+        worker=worker,
+        in_flight=in_flight,
+    )
 
 
 def check_compatible(study: optuna.Study, settings: dict[str, Any]) -> None:

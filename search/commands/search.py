@@ -36,7 +36,7 @@ from search.run.settings import SearchSettings
 from search.run.settle import throughput_line
 from search.run.workers import plan_devices, run_workers, trial_line
 from search.storage import mask_url, open_storage, use_wal
-from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, make_pruner, open_study, study_settings
+from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, open_search_study
 from search.trials import trained_count
 from search.winner import confirm_winner, confirmed_winner
 from space.budget import require_feasible, require_reachable
@@ -200,18 +200,11 @@ def _run(args: SearchSettings, console: Console) -> int:
     check_artifact_folder(args)
 
     storage = open_storage(args.storage, heartbeat_from_env())
-    study, new = open_study(
-        storage,
-        args.study,
-        objective=args.objective,
-        seed=args.seed,
-        pruner=make_pruner(args.pruner, args.epochs),
-        settings=study_settings(args, space, mnist),
-        in_flight=expected_in_flight(args.concurrency, devices[0]),
+    study, new = open_search_study(
+        args, storage, space, mnist, in_flight=expected_in_flight(args.concurrency, devices[0])
     )
     use_wal(storage)
     if new:
-        study.set_user_attr("dataset", mnist.identity.to_dict())
         save_note(study, f"Data: {mnist.identity.summary()}")  # the dashboard's study page names the data
     if new and not args.no_baselines:
         enqueue_baselines(study, space)

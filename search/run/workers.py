@@ -32,7 +32,7 @@ from search.run.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
 from search.run.scheduler import run_search, worker_name
 from search.run.settings import SearchSettings
 from search.storage import mask_url, open_storage
-from search.study import make_pruner, open_study, study_settings
+from search.study import open_search_study
 from search.trials import trained_count
 from space.space import SearchSpace
 
@@ -150,15 +150,13 @@ def _worker_main(settings: SearchSettings, index: int, device: str, threads: int
             mnist = load_mnist(settings.data, settings.subset)
             storage = open_storage(settings.storage, heartbeat_from_env())
             # The parent's settings check, repeated: the space file or the data may have changed since.
-            study, _ = open_study(
+            study, _ = open_search_study(
+                settings,
                 storage,
-                settings.study,
-                objective=settings.objective,
-                seed=settings.seed,
-                pruner=make_pruner(settings.pruner, settings.epochs),
-                settings=study_settings(settings, space, mnist),
-                worker=worker_name(),
+                space,
+                mnist,
                 in_flight=expected_in_flight(settings.concurrency, torch.device(device)),
+                worker=worker_name(),
             )
             ctx = TrialContext.from_args(settings, space, DeviceData.from_mnist(mnist, torch.device(device)))
             engine = make_engine(settings.engine, space, ctx.data, settings.concurrency)
