@@ -295,15 +295,20 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _require_known_keys(data: Any, expected: dict[str, Any], section: str) -> None:
+    """`data` is an object whose keys are all among `expected`'s."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{section}' must be an object")
+    for key in data:
+        if key not in expected:
+            raise ConfigError(f"unknown key '{section}.{key}' (allowed: {', '.join(sorted(expected))})")
+
+
 def _normalisation(data: Any, arch: ArchConfig) -> tuple[float, float]:
     if data is None:
         return MEAN, STD
     expected = input_contract(arch)
-    if not isinstance(data, dict):
-        raise ConfigError("'input' must be an object")
-    for key in data:
-        if key not in expected:
-            raise ConfigError(f"unknown key 'input.{key}' (allowed: {', '.join(sorted(expected))})")
+    _require_known_keys(data, expected, "input")
     for key in ("mean", "std"):
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -320,11 +325,7 @@ def _check_model(data: Any, arch: ArchConfig) -> None:
     if data is None:
         return
     expected = model_description(arch)
-    if not isinstance(data, dict):
-        raise ConfigError("'model' must be an object")
-    for key in data:
-        if key not in expected:
-            raise ConfigError(f"unknown key 'model.{key}' (allowed: {', '.join(sorted(expected))})")
+    _require_known_keys(data, expected, "model")
     if data.get("layers", expected["layers"]) != expected["layers"]:
         raise ConfigError("'model.layers' does not match 'arch'; delete 'model' to derive it from 'arch'")
     if data.get("state_dict_prefix", expected["state_dict_prefix"]) != expected["state_dict_prefix"]:
