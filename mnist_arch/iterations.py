@@ -25,7 +25,7 @@ ITERATIONS: tuple[Iteration, ...] = (
     Iteration(
         "iteration-1",
         CandidateConfig(
-            ArchConfig(transition=True, last_dropout=True, **_COMMON_ARCH),
+            ArchConfig.two_blocks(transition=True, last_dropout=True, **_COMMON_ARCH),
             # "StepLR from 0.19 ... step_size 7 ... gamma 0.5", applied from the first epoch
             TrainConfig(lr=0.19, lr_step=7, lr_gamma=0.5, lr_decay_start=1),
         ),
@@ -35,7 +35,7 @@ ITERATIONS: tuple[Iteration, ...] = (
     Iteration(
         "iteration-2",
         CandidateConfig(
-            ArchConfig(transition=True, last_dropout=True, **_COMMON_ARCH),
+            ArchConfig.two_blocks(transition=True, last_dropout=True, **_COMMON_ARCH),
             TrainConfig(lr=0.04, lr_step=2, lr_gamma=0.09, lr_decay_start=8),
         ),
         0.9934,
@@ -44,7 +44,7 @@ ITERATIONS: tuple[Iteration, ...] = (
     Iteration(
         "iteration-3",
         CandidateConfig(
-            ArchConfig(transition=False, last_dropout=False, **_COMMON_ARCH),
+            ArchConfig.two_blocks(transition=False, last_dropout=False, **_COMMON_ARCH),
             TrainConfig(lr=0.04, lr_step=2, lr_gamma=0.2, lr_decay_start=8),
         ),
         0.9946,

@@ -12,6 +12,25 @@ from mnist_arch.model import Net, build_model, conv_macs
 from mnist_arch.trainer import DeviceData, TrainResult, dropout_generator_after_weights
 
 
+def fused_unsupported(config: CandidateConfig) -> str | None:
+    """Why a FusedBank cannot train `config`, or None: banks are written for the seed's shape and recipe.
+
+    A bank computes the seed's two-block layout (padded convs, a maxpool, an optional 1x1, unpadded
+    convs, an optional maxpool; conv -> ReLU -> BatchNorm, Dropout2d after the convs, no biases) with
+    SGD + StepLR and rotation only. Everything else trains on the separate engine.
+    """
+    recipe = config.train
+    if not config.arch.is_two_block:
+        return "the fused engine trains the seed's two-block layout only"
+    if recipe.optimizer != "sgd" or recipe.nesterov or recipe.weight_decay:
+        return "the fused engine trains plain SGD with momentum only"
+    if recipe.lr_knots:
+        return "the fused engine follows StepLR only"
+    if recipe.augments or recipe.label_smoothing or recipe.init != "default":
+        return "the fused engine trains with rotation only, no label smoothing, PyTorch's init"
+    return None
+
+
 @dataclass
 class Member:
     """One candidate's whole training state, kept in its own model's layout between fused epochs."""
@@ -28,6 +47,9 @@ class Member:
     @classmethod
     def start(cls, config: CandidateConfig, data: DeviceData, *, seed: int) -> Member:
         """Fresh weights and generators, seeded as `TrainingRun(config, data, seed=seed)` seeds its own."""
+        reason = fused_unsupported(config)
+        if reason is not None:
+            raise ValueError(reason)
         device = data.train_x.device
         torch.manual_seed(seed)
         model = build_model(config.arch).to(device)
@@ -51,7 +73,7 @@ def padded_arch(archs: Sequence[ArchConfig]) -> ArchConfig:
     width2 = max(max(a.block2) for a in archs)
     if transition:  # an identity transition carries a member's block1 width into block2's
         width2 = max([width2] + [a.block1[-1] for a in archs if not a.transition])
-    return ArchConfig(
+    return ArchConfig.two_blocks(
         block1=(max(max(a.block1) for a in archs),) * max(len(a.block1) for a in archs),
         transition=transition,
         block2=(width2,) * len(archs[0].block2),

@@ -12,6 +12,9 @@ import torch
 from torch import nn
 
 from mnist_arch.config import ArchConfig
+from mnist_arch.notation import describe
+
+__all__ = ["describe"]  # re-exported: the notation lives without torch
 
 INPUT_SIDE = 28
 
@@ -24,43 +27,50 @@ class Layer:
     kernel: int = 0
     padding: int = 0
     rate: float = 0.0
+    bias: bool = False
 
     @property
     def params(self) -> int:
         if self.kind == "Conv2d":
-            return self.in_channels * self.out_channels * self.kernel * self.kernel
+            weights = self.in_channels * self.out_channels * self.kernel * self.kernel
+            return weights + (self.out_channels if self.bias else 0)
         if self.kind == "BatchNorm2d":
             return 2 * self.out_channels
         return 0
 
 
 def layer_plan(arch: ArchConfig) -> list[Layer]:
-    """Conv 3x3 (no bias) -> ReLU -> BatchNorm2d -> Dropout2d per conv, as in the seed's tables."""
+    """Every layer in forward order: per stage an optional 1x1, its 3x3 convs (each followed by ReLU and
+    BatchNorm2d in the config's order, and Dropout2d where the config puts it), an optional maxpool;
+    then global average pooling and a 1x1 conv to the classes."""
     plan: list[Layer] = []
+    n_convs = sum(len(stage.widths) for stage in arch.stages)
+    drop_each_conv = arch.dropout_at == "conv" and arch.dropout > 0
+    seen = 0
 
-    def conv_block(cin: int, cout: int, padding: int, dropout: bool) -> None:
-        plan.append(Layer("Conv2d", cin, cout, 3, padding))
-        plan.append(Layer("ReLU", cout, cout))
-        plan.append(Layer("BatchNorm2d", cout, cout))
-        if dropout:
+    def conv_block(cin: int, cout: int, kernel: int, padding: int) -> None:
+        nonlocal seen
+        seen += 1
+        plan.append(Layer("Conv2d", cin, cout, kernel, padding, bias=arch.conv_bias))
+        norm_act = [Layer("ReLU", cout, cout), Layer("BatchNorm2d", cout, cout)]
+        plan.extend(norm_act if arch.order == "relu_bn" else norm_act[::-1])
+        if drop_each_conv and (arch.last_dropout or seen < n_convs):
             plan.append(Layer("Dropout2d", cout, cout, rate=arch.dropout))
 
     channels = 1
-    for width in arch.block1:
-        conv_block(channels, width, padding=1, dropout=True)
-        channels = width
-    plan.append(Layer("MaxPool2d", channels, channels, kernel=2))
-    if arch.transition:
-        plan.append(Layer("Conv2d", channels, arch.block2[0], 1, 0))
-        channels = arch.block2[0]
-    for index, width in enumerate(arch.block2):
-        is_last = index == len(arch.block2) - 1
-        conv_block(channels, width, padding=0, dropout=arch.last_dropout or not is_last)
-        channels = width
-    if arch.pool_before_gap:
-        plan.append(Layer("MaxPool2d", channels, channels, kernel=2))
+    for number, stage in enumerate(arch.stages, start=1):
+        if stage.transition:
+            plan.append(Layer("Conv2d", channels, stage.widths[0], 1, 0, bias=arch.conv_bias))
+            channels = stage.widths[0]
+        for width in stage.widths:
+            conv_block(channels, width, stage.kernel, padding=1 if stage.padded and stage.kernel == 3 else 0)
+            channels = width
+        if stage.pool:
+            plan.append(Layer("MaxPool2d", channels, channels, kernel=2))
+            if arch.dropout_at == "pool" and arch.dropout > 0 and number < len(arch.stages):
+                plan.append(Layer("Dropout2d", channels, channels, rate=arch.dropout))
     plan.append(Layer("AdaptiveAvgPool2d", channels, channels))
-    plan.append(Layer("Conv2d", channels, arch.num_classes, 1, 0))
+    plan.append(Layer("Conv2d", channels, arch.num_classes, 1, 0, bias=arch.head_bias))
     return plan
 
 
@@ -83,7 +93,7 @@ def receptive_field(arch: ArchConfig) -> int:
 
 def pool_receptive_field(arch: ArchConfig) -> int:
     """Receptive field where the first maxpool sits (7 for three 3x3 convs)."""
-    return 1 + 2 * len(arch.block1)
+    return 1 + 2 * len(arch.stages[0].widths)
 
 
 class Net(nn.Module):
@@ -105,7 +115,7 @@ def build_model(arch: ArchConfig) -> Net:
 def _module(layer: Layer) -> nn.Module:
     if layer.kind == "Conv2d":
         return nn.Conv2d(
-            layer.in_channels, layer.out_channels, layer.kernel, padding=layer.padding, bias=False
+            layer.in_channels, layer.out_channels, layer.kernel, padding=layer.padding, bias=layer.bias
         )
     if layer.kind == "ReLU":
         return nn.ReLU()
@@ -158,21 +168,3 @@ def summary_text(arch: ArchConfig) -> str:
         rule,
     ]
     return "\n".join(lines)
-
-
-def describe(arch: ArchConfig) -> str:
-    """One-line architecture summary, e.g. '8-8-8 | MP | 1x1 | 12x5 | MP | GAP'."""
-
-    def widths(block: tuple[int, ...]) -> str:
-        if len(set(block)) == 1:
-            return f"{block[0]}x{len(block)}"
-        return "-".join(str(c) for c in block)
-
-    parts = [widths(arch.block1), "MP"]
-    if arch.transition:
-        parts.append("1x1")
-    parts.append(widths(arch.block2))
-    if arch.pool_before_gap:
-        parts.append("MP")
-    parts.append("GAP")
-    return " | ".join(parts) + f" (drop {arch.dropout:.3g})"

@@ -1,4 +1,4 @@
-"""Train one candidate: whole dataset on the device, rotation in batch, SGD + StepLR.
+"""Train one candidate: whole dataset on the device, augmentation in batch, SGD or Adam, lr per epoch.
 
 On CUDA the whole training step (gather, rotate, forward, backward, update) is captured once in a CUDA
 graph and replayed; on CPU, or where capture fails, the same step runs eagerly. After every epoch the
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_arch.augment import rotate
+from mnist_arch.augment import AUG_COLUMNS, augment, draw_augmentation, rotate
 from mnist_arch.config import CandidateConfig
 from mnist_arch.data import Mnist, normalize
 from mnist_arch.model import Net, build_model, layer_plan
@@ -28,6 +28,7 @@ EVAL_BATCH = 2000
 EVAL_BATCH_CPU = 256
 DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
 WARMUP_STEPS = 3  # eager steps on a side stream before capture; they are real training steps
+ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
 
 
 class DivergedError(RuntimeError):
@@ -139,6 +140,8 @@ class TrainingRun:
         with self._on_stream():
             torch.manual_seed(seed)  # weights, then the dropout generator's start
             self.model = build_model(config.arch).to(device)
+            if config.train.init == "xavier":
+                init_xavier(self.model)
             self.dropout_generator = dropout_generator_after_weights(device)
             self.batch = min(config.train.batch_size, len(data.train_y))
             self.masks = DropoutMasks(config.arch.dropout, self.dropout_generator, self.batch, device)
@@ -148,18 +151,22 @@ class TrainingRun:
                     self.model.layers[index] = Dropout2d(layer.rate, self.masks, columns)
             self.params = list(self.model.parameters())
             self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
+            if config.train.optimizer != "sgd":
+                self.second_moments = [torch.zeros_like(p) for p in self.params]
+                self.step_count = torch.zeros((), device=device)
             self.lr = torch.tensor(config.train.lr, device=device)
             self.loss_sum = torch.zeros((), device=device)
             self.generator = torch.Generator(device=device).manual_seed(seed)  # data order and angles
             self.batch_index = torch.zeros(self.batch, dtype=torch.long, device=device)
             self.batch_angle = torch.zeros(self.batch, device=device)
+            self.batch_aug = torch.zeros(self.batch, AUG_COLUMNS, device=device)
         self.steps_per_epoch = len(data.train_y) // self.batch
         self.result = TrainResult(model=self.model)
         self.epoch = 0
         self.step_index = 0  # within the epoch
         self._graph_wanted = device.type == "cuda" if use_graph is None else use_graph
         self._replay: Callable[[], None] = self._step
-        self._order = self._angles = torch.empty(0, device=device)  # set by begin_epoch
+        self._order = self._angles = self._aug = torch.empty(0, device=device)  # set by begin_epoch
         self._start = 0.0
 
     @property
@@ -175,6 +182,8 @@ class TrainingRun:
             self._order = torch.randperm(n, generator=self.generator, device=self.device)
             self._angles = torch.rand(n, generator=self.generator, device=self.device) * 2 - 1
             self._angles *= recipe.rotation
+            if recipe.augments:
+                self._aug = draw_augmentation(recipe, self._angles, self.generator)
             self.model.train()
             self._sync()
         self.epoch, self.step_index = epoch, 0
@@ -186,6 +195,8 @@ class TrainingRun:
         with self._on_stream():
             self.batch_index.copy_(self._order[i * b : (i + 1) * b])
             self.batch_angle.copy_(self._angles[i * b : (i + 1) * b])
+            if self.config.train.augments:
+                self.batch_aug.copy_(self._aug[i * b : (i + 1) * b])
             # WARMUP_STEPS eager steps, on this run's (side) stream as capture requires, then capture.
             if self._graph_wanted and i == WARMUP_STEPS:
                 self._replay, self.result.graph = capture_step(
@@ -224,17 +235,57 @@ class TrainingRun:
         for p in self.params:
             p.grad = None
         self.masks.draw()
+        recipe = self.config.train
         x = self.data.train_x[self.batch_index]
-        if self.config.train.rotation > 0:
+        if recipe.augments:
+            x = augment(x, self.batch_aug)
+        elif recipe.rotation > 0:
             x = rotate(x, self.batch_angle)
-        loss = F.cross_entropy(self.model(x), self.data.train_y[self.batch_index])
+        loss = F.cross_entropy(
+            self.model(x), self.data.train_y[self.batch_index], label_smoothing=recipe.label_smoothing
+        )
         loss.backward()
-        # SGD with momentum (PyTorch's formula), lr read from a tensor so a captured graph follows StepLR.
+        # The update reads lr from a tensor, so a captured graph follows the schedule.
         with torch.no_grad():
-            torch._foreach_mul_(self.momentum_buffers, self.config.train.momentum)
-            torch._foreach_add_(self.momentum_buffers, [p.grad for p in self.params])
-            torch._foreach_sub_(self.params, torch._foreach_mul(self.momentum_buffers, self.lr))
+            if recipe.optimizer == "sgd":
+                self._sgd_update()
+            else:
+                self._adam_update()
             self.loss_sum.add_(loss.detach())
+
+    def _sgd_update(self) -> None:
+        """SGD with momentum, PyTorch's formula (dampening 0); weight decay as L2 on the gradient."""
+        recipe = self.config.train
+        grads = [p.grad for p in self.params]
+        if recipe.weight_decay:
+            grads = torch._foreach_add(grads, self.params, alpha=recipe.weight_decay)
+        torch._foreach_mul_(self.momentum_buffers, recipe.momentum)
+        torch._foreach_add_(self.momentum_buffers, grads)
+        update = self.momentum_buffers
+        if recipe.nesterov:
+            update = torch._foreach_add(grads, self.momentum_buffers, alpha=recipe.momentum)
+        torch._foreach_sub_(self.params, torch._foreach_mul(update, self.lr))
+
+    def _adam_update(self) -> None:
+        """Adam / AdamW, PyTorch's formulas with beta1 = the recipe's momentum, beta2 0.999, eps 1e-8."""
+        recipe = self.config.train
+        beta1, beta2 = recipe.momentum, ADAM_BETA2
+        grads = [p.grad for p in self.params]
+        if recipe.weight_decay and recipe.optimizer == "adam":
+            grads = torch._foreach_add(grads, self.params, alpha=recipe.weight_decay)
+        if recipe.weight_decay and recipe.optimizer == "adamw":
+            torch._foreach_mul_(self.params, 1 - self.lr * recipe.weight_decay)
+        self.step_count.add_(1)
+        torch._foreach_lerp_(self.momentum_buffers, grads, 1 - beta1)
+        torch._foreach_mul_(self.second_moments, beta2)
+        torch._foreach_addcmul_(self.second_moments, grads, grads, 1 - beta2)
+        first_correction = 1 - torch.pow(beta1, self.step_count)
+        second_correction = (1 - torch.pow(beta2, self.step_count)).sqrt()
+        denominators = torch._foreach_sqrt(self.second_moments)
+        torch._foreach_div_(denominators, second_correction)
+        torch._foreach_add_(denominators, ADAM_EPS)
+        updates = torch._foreach_div(self.momentum_buffers, denominators)
+        torch._foreach_sub_(self.params, torch._foreach_mul(updates, self.lr / first_correction))
 
     def _on_stream(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
@@ -310,6 +361,15 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
         logits = model(images[start : start + batch])
         correct += (logits.argmax(1) == labels[start : start + batch]).sum()
     return correct.item() / max(1, len(labels))
+
+
+def init_xavier(model: nn.Module) -> None:
+    """Xavier-uniform conv weights and zero conv biases (BatchNorm keeps PyTorch's 1 and 0)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def dropout_generator_after_weights(device: torch.device) -> torch.Generator:

@@ -13,27 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_arch.config import ArchConfig
+from mnist_arch.notation import describe
 
 # Rules around the table and under the header, none between columns: a column costs two blanks, not three.
 FRAME = box.Box("┌──┐\n│  │\n├──┤\n│  │\n├──┤\n├──┤\n│  │\n└──┘\n")
-ARCH_LEGEND = "arch: conv widths (8×3: three convs of 8), P maxpool, T 1×1 transition"
+ARCH_LEGEND = "arch: conv widths (8×3: three convs of 8; p padded), P maxpool, T 1×1 transition"
 
 
 def arch_notation(arch: ArchConfig) -> str:
     """The layers in a dozen characters, e.g. iteration 3 is '8×3 P 12×5 P', iteration 1 '8×3 P T 12×5 P'."""
-    parts = [_widths(arch.block1), "P"]
-    if arch.transition:
-        parts.append("T")
-    parts.append(_widths(arch.block2))
-    if arch.pool_before_gap:
-        parts.append("P")
-    return " ".join(parts)
-
-
-def _widths(block: Sequence[int]) -> str:
-    if len(set(block)) == 1:
-        return f"{block[0]}×{len(block)}" if len(block) > 1 else str(block[0])
-    return "-".join(str(width) for width in block)
+    return describe(arch, short=True)
 
 
 def percent(value: float | None) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from mnist_arch.config import ArchConfig
 from mnist_arch.errors import UsageError
 from mnist_arch.model import count_params
-from space.space import SearchSpace
+from space.space import SearchSpace, build_arch, fitting_counts
 from space.spec import Choice, Dimension, Fixed, IntRange
 
 
@@ -41,24 +41,38 @@ def reachable_params(space: SearchSpace) -> tuple[int, int]:
     """Smallest and largest parameter counts the space can build.
 
     Counts grow with every width, so the extremes sit at the narrowest / widest widths of some
-    structure (conv counts, transition, pool); the structures are few enough to enumerate.
+    structure (stages, conv counts, kernels, padding, transition, biases); the structures are few
+    enough to enumerate.
     """
     dims = space.dimensions
+    names = [
+        "stages",
+        "padded_first",
+        "convs_before_pool",
+        "convs_after_pool",
+        "transition",
+        "padded_after_pool",
+        "conv_bias",
+        "head_bias",
+    ]
+    three = ["convs_stage3", "stage3_kernel", "second_pool"]
     smallest, largest = None, None
-    for before, after, transition, pool in itertools.product(
-        _values(dims["convs_before_pool"]),
-        _values(dims["convs_after_pool"]),
-        _values(dims["transition"]),
-        _values(dims["pool_before_gap"]),
-    ):
-        for edge in (min, max):
-            w1, w2 = edge(_values(dims["block1_width"])), edge(_values(dims["block2_width"]))
-            arch = ArchConfig(
-                block1=(w1,) * before, block2=(w2,) * after, transition=transition, pool_before_gap=pool
-            )
-            n = count_params(arch)
-            smallest = n if smallest is None or n < smallest else smallest
-            largest = n if largest is None or n > largest else largest
+    for combo in itertools.product(*(_values(dims[name]) for name in names)):
+        structure = dict(zip(names, combo, strict=True), pool_before_gap=True)
+        extra = (
+            itertools.product(*(_values(dims[name]) for name in three)) if structure["stages"] == 3 else [()]
+        )
+        for more in extra:
+            structure.update(zip(three, more, strict=False))
+            counts = fitting_counts(structure)
+            for edge in (min, max):
+                widths = [
+                    (edge(_values(dims[f"block{n}_width"])),) * count
+                    for n, count in enumerate(counts, start=1)
+                ]
+                n = count_params(build_arch(structure, widths))
+                smallest = n if smallest is None or n < smallest else smallest
+                largest = n if largest is None or n > largest else largest
     assert smallest is not None and largest is not None
     return smallest, largest
 
@@ -101,7 +115,7 @@ def require_reachable(space: SearchSpace, max_params: int) -> None:
         )
 
 
-FEASIBILITY_DRAWS = 1000
+FEASIBILITY_DRAWS = 200
 
 
 def require_feasible(space: SearchSpace, max_params: int) -> None:

@@ -48,31 +48,65 @@ Dimension = Fixed | IntRange | FloatRange | Choice
 @dataclass(frozen=True)
 class _Rule:
     group: str
-    kind: type  # int, float or bool
+    kind: type  # int, float, bool or str
     minimum: float | None = None
     maximum: float | None = None
     open_maximum: bool = False  # the maximum itself is not allowed
+    allowed: tuple[Any, ...] = ()  # the values a str (or int) dimension may take; empty: any in range
 
 
-# Every searchable dimension: its table, value type and the values that make sense.
+# Every searchable dimension: its table, value type and the values that make sense. Dimensions of one
+# branch (stage 3, the step or the one-cycle schedule, SGD or Adam) are drawn only on that branch.
 # 6 unpadded convs after the pool leave 14 - 12 = 2 px; a 7th would shrink the map below 1x1.
 RULES: dict[str, _Rule] = {
+    "stages": _Rule("architecture", int, 2, 3),
+    "padded_first": _Rule("architecture", bool),
     "convs_before_pool": _Rule("architecture", int, 1, 8),
     "convs_after_pool": _Rule("architecture", int, 1, 6),
+    "convs_stage3": _Rule("architecture", int, 1, 6),
+    "stage3_kernel": _Rule("architecture", int, 1, 3, allowed=(1, 3)),
     "block1_width": _Rule("architecture", int, 1, 256),
     "block2_width": _Rule("architecture", int, 1, 256),
+    "block3_width": _Rule("architecture", int, 1, 256),
     "transition": _Rule("architecture", bool),
+    "padded_after_pool": _Rule("architecture", bool),
+    "second_pool": _Rule("architecture", bool),
     "pool_before_gap": _Rule("architecture", bool),
+    "order": _Rule("architecture", str, allowed=("relu_bn", "bn_relu")),
+    "conv_bias": _Rule("architecture", bool),
+    "head_bias": _Rule("architecture", bool),
+    "dropout_at": _Rule("regularization", str, allowed=("conv", "pool")),
     "last_dropout": _Rule("architecture", bool),
     "dropout": _Rule("regularization", float, 0.0, 1.0, open_maximum=True),
-    "rotation": _Rule("regularization", float, 0.0, 180.0),
+    "label_smoothing": _Rule("regularization", float, 0.0, 0.5),
+    "rotation": _Rule("augmentation", float, 0.0, 180.0),
+    "translate": _Rule("augmentation", float, 0.0, 0.5),
+    "scale": _Rule("augmentation", float, 0.0, 0.5),
+    "affine_p": _Rule("augmentation", float, 0.0, 1.0),
+    "brightness": _Rule("augmentation", float, 0.0, 0.5),
+    "contrast": _Rule("augmentation", float, 0.0, 0.5),
+    "color_p": _Rule("augmentation", float, 0.0, 1.0),
+    "optimizer": _Rule("optimizer", str, allowed=("sgd", "adam", "adamw")),
+    "init": _Rule("optimizer", str, allowed=("default", "xavier")),
     "lr": _Rule("optimizer", float, 1e-6, 10.0),
+    "adam_lr": _Rule("optimizer", float, 1e-6, 10.0),
     "momentum": _Rule("optimizer", float, 0.0, 1.0, open_maximum=True),
+    "nesterov": _Rule("optimizer", bool),
+    "weight_decay": _Rule("optimizer", float, 0.0, 0.1),
     "batch_size": _Rule("optimizer", int, 1, 60000),
+    "schedule": _Rule("schedule", str, allowed=("step", "onecycle")),
     "lr_step": _Rule("schedule", int, 1, 1000),
     "lr_gamma": _Rule("schedule", float, 1e-6, 1.0),
     # Share of the epoch budget done before StepLR starts counting (the space turns it into an epoch).
     "lr_decay_at": _Rule("schedule", float, 0.0, 1.0),
+    # One-cycle: lr x start_factor at the start, the full lr at peak_at, x anneal_factor at anneal_at,
+    # x anneal_factor x tail_ratio at tail_at, 0 at the end (shares of the epochs, rounded to epochs).
+    "start_factor": _Rule("schedule", float, 0.0, 1.0),
+    "peak_at": _Rule("schedule", float, 0.0, 1.0),
+    "anneal_at": _Rule("schedule", float, 0.0, 1.0),
+    "anneal_factor": _Rule("schedule", float, 0.0, 1.0),
+    "tail_at": _Rule("schedule", float, 0.0, 1.0),
+    "tail_ratio": _Rule("schedule", float, 0.0, 1.0),
 }
 _SETTINGS = {"budget": {"max_params", "epochs"}, "architecture": {"per_layer_widths", "budget_fill"}}
 _GROUPS = sorted({rule.group for rule in RULES.values()} | set(_SETTINGS))
@@ -186,8 +220,8 @@ def parse_dimension(name: str, raw: Any, source: str) -> Dimension:
             f"{source}: '{key}' must be a value, {{low = .., high = ..}} or {{choices = [..]}}"
             + (f" (unknown field '{unknown[0]}')" if unknown else "")
         )
-    if rule.kind is bool:
-        raise UsageError(f"{source}: '{key}' is true/false: use a value or {{choices = [false, true]}}")
+    if rule.kind in (bool, str) or rule.allowed:
+        raise UsageError(f"{source}: '{key}' takes a value or {{choices = [..]}}, not a range")
     low, high, log = raw["low"], raw["high"], raw.get("log", False)
     _check_value(low, rule, key, source)
     _check_value(high, rule, key, source)
@@ -205,6 +239,12 @@ def parse_dimension(name: str, raw: Any, source: str) -> Dimension:
 
 
 def _check_value(value: Any, rule: _Rule, key: str, source: str) -> None:
+    if rule.allowed and (isinstance(value, bool) or value not in rule.allowed):
+        raise UsageError(
+            f"{source}: '{key}' = {value!r} is not one of {', '.join(repr(v) for v in rule.allowed)}"
+        )
+    if rule.kind is str:
+        return
     if rule.kind is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{source}: '{key}' must be true or false, got {value!r}")

@@ -65,7 +65,7 @@ def test_maxpool_sits_at_receptive_field_seven() -> None:
 
 def test_too_many_unpadded_convs_are_rejected() -> None:
     with pytest.raises(ConfigError, match="below 1x1"):
-        ArchConfig(block2=(8,) * 7)
+        ArchConfig.two_blocks(block2=(8,) * 7)
 
 
 def test_config_round_trips_and_rejects_unknown_keys() -> None:

@@ -52,8 +52,8 @@ def assert_fits(lines: list[str], names: list[str], width: int = 80) -> None:
 
 def test_arch_notation_is_short_and_complete():
     assert arch_notation(ArchConfig()) == "8×3 P 12×5 P"
-    assert arch_notation(ArchConfig(transition=True)) == "8×3 P T 12×5 P"
-    wide = ArchConfig(block1=(6, 10), block2=(12, 14, 16), pool_before_gap=False)
+    assert arch_notation(ArchConfig.two_blocks(transition=True)) == "8×3 P T 12×5 P"
+    wide = ArchConfig.two_blocks(block1=(6, 10), block2=(12, 14, 16), pool_before_gap=False)
     assert arch_notation(wide) == "6-10 P 12-14-16"
 
 
