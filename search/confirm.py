@@ -1,28 +1,24 @@
-"""Seed confirmation: retrain a config from scratch with several seeds and keep the final accuracies.
+"""Seed confirmation as stored: each config retrained from scratch with several seeds, its final accuracies.
 
 One search run can win by a lucky seed; the mean, spread and minimum over seeds say whether it did.
 Runs are stored in the study's user attributes (a finished trial's own attributes are frozen), keyed by
 model and training settings, so a second report or search reuses them and only trains the seeds still
-missing.
+missing. The training is the run side's (search.run.confirmation).
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import TypeVar
 
 import optuna
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.trainer import DeviceData, DivergedError, EpochStats
 
 PREFIX = "confirm:"
-IN_FLIGHT = 32  # runs trained interleaved at once
+T = TypeVar("T")
 
 
 def _stdev(values: Sequence[float]) -> float:
@@ -92,73 +88,6 @@ def missing_seeds(
     ]
 
 
-OnEpoch = Callable[[ConfirmJob, int, EpochStats], None]
-
-
-def confirm(
-    study: optuna.Study,
-    jobs: Sequence[ConfirmJob],
-    data: DeviceData | None,
-    *,
-    seeds: int,
-    epochs: int,
-    subset: int | None,
-    on_epoch: OnEpoch | None = None,
-) -> dict[str, Confirmation]:
-    """Train every missing (job, seed) run, store them chunk by chunk; label -> seeds 0..seeds-1.
-
-    The runs of a chunk train interleaved (on CUDA their graphs overlap), each exactly as alone.
-    `data` may be None only when nothing is missing."""
-    missing = missing_seeds(study, jobs, seeds, epochs, subset)
-    if missing and data is None:
-        raise ValueError("confirmation runs are missing but no training data was given")
-    for first in range(0, len(missing), IN_FLIGHT):
-        chunk = missing[first : first + IN_FLIGHT]
-        finals = _train_chunk(chunk, data, epochs, on_epoch)
-        finished: dict[str, dict[str, dict]] = {}  # attribute key -> seed -> run, one write per key
-        for (job, seed), last in zip(chunk, finals, strict=True):
-            run = {"test_acc": 0.0, "val_acc": 0.0, "diverged": True}
-            if last is not None:
-                run = {"test_acc": last.test_acc, "val_acc": last.val_acc}
-            key = attr_key(job.label, epochs, subset)
-            finished.setdefault(key, {})[str(seed)] = {**run, "device": data.train_x.device.type}
-        for key, runs in finished.items():
-            runs = {**stored_runs(study, key), **runs}
-            study.set_user_attr(key, {"epochs": epochs, "subset": subset, "runs": runs})
-    return {job.label: load(study, job.label, seeds, epochs, subset) for job in jobs}
-
-
-def _train_chunk(
-    chunk: list[tuple[ConfirmJob, int]], data: DeviceData, epochs: int, on_epoch: OnEpoch | None
-) -> list[EpochStats | None]:
-    """Final-epoch stats of each run; None for a run that diverged (it counts as 0% accuracy).
-
-    The runs train together on the search's separate engine; a run that diverges stops alone."""
-    # Training only: reading a study imports nothing of the run side.
-    from search.run.engine import EpochEnd
-    from search.run.interrupts import interruptible
-    from search.run.separate import SeparateEngine
-
-    finals: list[EpochStats | None] = [None] * len(chunk)
-    engine = SeparateEngine(data)
-    with interruptible():
-        for index, (job, seed) in enumerate(chunk):
-            engine.admit(index, job.config, seed)
-        while events := engine.advance():
-            for event in events:
-                if not isinstance(event, EpochEnd):
-                    if isinstance(event.error, DivergedError):
-                        continue
-                    raise event.error
-                job, seed = chunk[event.key]
-                if on_epoch is not None:
-                    on_epoch(job, seed, event.stats)
-                if event.stats.epoch == epochs:
-                    finals[event.key] = event.stats
-                    engine.release(event.key)
-    return finals
-
-
 def load(study: optuna.Study, label: str, seeds: int, epochs: int, subset: int | None) -> Confirmation:
     runs = stored_runs(study, attr_key(label, epochs, subset))
     chosen = [runs[str(seed)] for seed in range(seeds)]
@@ -175,54 +104,7 @@ def load_if_stored(
     return load(study, label, seeds, epochs, subset)
 
 
-def confirm_with_progress(
-    console: Console,
-    study: optuna.Study,
-    jobs: Sequence[ConfirmJob],
-    data: DeviceData | None,
-    *,
-    seeds: int,
-    epochs: int,
-    subset: int | None,
-) -> dict[str, Confirmation]:
-    """`confirm` with progress over the runs still to train (none when everything is stored): a bar in a
-    terminal, plain lines in a pipe or a log (a line at the start and one per finished run)."""
-    runs = len(missing_seeds(study, jobs, seeds, epochs, subset))
-    if runs == 0:
-        return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
-    if console.is_terminal:
-        progress = Progress(
-            TextColumn("confirmation"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-        )
-        task = progress.add_task("", total=runs * epochs)
-
-        def on_epoch(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
-            text = f"{job.label} seed {seed} {_epoch_text(stats, epochs)}"
-            progress.update(task, advance=1, description=text)
-
-        with progress:
-            return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_epoch)
-
-    start, finished = time.monotonic(), 0
-
-    def line(text: str) -> None:
-        elapsed = timedelta(seconds=int(time.monotonic() - start))
-        console.print(f"[{elapsed}] confirmation {text}", highlight=False, markup=False)
-
-    def on_run_end(job: ConfirmJob, seed: int, stats: EpochStats) -> None:
-        nonlocal finished
-        if stats.epoch == epochs:
-            finished += 1
-            line(f"{finished}/{runs} runs | {job.label} seed {seed} {_epoch_text(stats, epochs)}")
-
-    line(f"0/{runs} runs | started")
-    return confirm(study, jobs, data, seeds=seeds, epochs=epochs, subset=subset, on_epoch=on_run_end)
-
-
-def _epoch_text(stats: EpochStats, epochs: int) -> str:
-    return f"epoch {stats.epoch}/{epochs} val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%"
+def rank_by_confirmation(items: Sequence[T], confirmation: Callable[[T], Confirmation | None]) -> list[T]:
+    """By mean validation accuracy over the seeds, best first (the earlier of a tie; unconfirmed last);
+    test accuracy never ranks."""
+    return sorted(items, key=lambda item: c.val_mean if (c := confirmation(item)) else -1.0, reverse=True)

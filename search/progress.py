@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
@@ -16,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import EpochStats
+from search.confirm import ConfirmJob
+from search.run.confirmation import ConfirmPlan, ConfirmProgress
 
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines while nothing else is printed
 WIDE_COLUMNS = 200  # the width of a piped --wide table
@@ -137,3 +140,60 @@ class SearchProgress:
             self.progress.advance(self.task)
         else:
             self._plain(line)
+
+
+class ConfirmationLines(ConfirmProgress):
+    """Confirmation progress over the runs still to train (none when everything is stored): a bar in a
+    terminal, plain lines in a pipe or a log (a line at the start and one per finished run)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.plan: ConfirmPlan | None = None
+        self.bar: Progress | None = None
+        self.start = time.monotonic()
+        self.finished = 0
+
+    def note(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def confirming(self, plan: ConfirmPlan) -> None:
+        self.plan, self.finished = plan, 0
+        self.console.print(plan.line(), soft_wrap=True)
+        if plan.runs == 0:
+            return
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn("confirmation"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=self.console,
+            )
+            self.bar.add_task("", total=plan.runs * plan.epochs)
+            self.bar.__enter__()
+        else:
+            self.start = time.monotonic()
+            self._line(f"0/{plan.runs} runs | started")
+
+    def confirm_epoch(self, job: ConfirmJob, seed: int, stats: EpochStats) -> None:
+        epochs = self.plan.epochs
+        text = f"{job.label} seed {seed} {_epoch_text(stats, epochs)}"
+        if self.bar is not None:
+            self.bar.update(self.bar.task_ids[0], advance=1, description=text)
+        elif stats.epoch == epochs:
+            self.finished += 1
+            self._line(f"{self.finished}/{self.plan.runs} runs | {text}")
+
+    def confirm_end(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def _line(self, text: str) -> None:
+        elapsed = timedelta(seconds=int(time.monotonic() - self.start))
+        self.console.print(f"[{elapsed}] confirmation {text}", highlight=False, markup=False)
+
+
+def _epoch_text(stats: EpochStats, epochs: int) -> str:
+    return f"epoch {stats.epoch}/{epochs} val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%"

@@ -90,11 +90,6 @@ def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
     return rows
 
 
-def rank_by_confirmation(rows: list[ReportRow]) -> list[ReportRow]:
-    """By mean validation accuracy over the seeds, best first; test accuracy never ranks."""
-    return sorted(rows, key=lambda r: r.confirmation.val_mean if r.confirmation else -1.0, reverse=True)
-
-
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 

@@ -1,8 +1,9 @@
 """The confirmed winner: the best mean validation accuracy over seeds among the top searched trials.
 
 A search's single best trial is the maximum of noisy draws, so its accuracy is biased upwards. At the
-end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, see search.confirm) and
-the one with the best mean validation accuracy wins; test accuracy is shown, never used to choose.
+end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, see search.confirm; the
+training is search.run.confirmation's) and the one with the best mean validation accuracy wins; test
+accuracy is shown, never used to choose.
 iteration-3, the reference hand design, is confirmed with the same seeds when the study has baselines.
 The winner is the study user attribute "winner" (JSON, shape in `Winner.to_json`) and a dashboard note.
 
@@ -19,18 +20,14 @@ change. Confirmation runs are stored as study attributes, not trials, so they ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
-from rich.console import Console
 
-from mnist_arch.config import CandidateConfig
-from mnist_arch.iterations import get_iteration
-from mnist_arch.trainer import DeviceData
-from search.confirm import Confirmation, ConfirmJob, confirm_with_progress, load_if_stored, missing_seeds
+from search.confirm import Confirmation, load_if_stored, rank_by_confirmation
 from search.optuna_private import live_trial
 
 WINNER_ATTR = "winner"
@@ -204,7 +201,7 @@ def choose_winner(
     subset: int | None,
 ) -> Winner:
     """The candidate with the best mean validation accuracy (the earlier one on a tie)."""
-    trial, best = max(candidates, key=lambda pair: pair[1].val_mean)
+    trial, best = rank_by_confirmation(candidates, lambda pair: pair[1])[0]
     return Winner(
         trial.number,
         trial_label(trial.number),
@@ -221,62 +218,6 @@ def choose_winner(
         if reference is None
         else Reference(REFERENCE, reference.val_mean, reference.val_std, reference.mean, reference.std),
     )
-
-
-def has_baselines(study: optuna.Study) -> bool:
-    return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False))
-
-
-def confirm_winner(
-    console: Console,
-    study: optuna.Study,
-    trials: Sequence[FrozenTrial],
-    load_data: Callable[[], DeviceData],
-    *,
-    seeds: int,
-    epochs: int,
-    subset: int | None,
-) -> Winner | None:
-    """Confirm `trials` (and iteration-3 when the study has baselines), store and return the winner.
-
-    `load_data` is called only when some run is not stored yet."""
-    if not trials:
-        console.print(
-            "confirmation skipped: the study has no complete searched trial within its budget", soft_wrap=True
-        )
-        return None
-    jobs = [
-        ConfirmJob(trial_label(t.number), CandidateConfig.from_dict(t.user_attrs["config"])) for t in trials
-    ]
-    if has_baselines(study):
-        jobs.append(ConfirmJob(REFERENCE, get_iteration(REFERENCE).config))
-    todo = missing_seeds(study, jobs, seeds, epochs, subset)
-    data = None
-    what = f"{len(trials)} searched model(s)" + (f" and {REFERENCE}" if len(jobs) > len(trials) else "")
-    if todo:
-        data = load_data()
-        console.print(
-            f"confirming {what} with {seed_range(seeds)}: {len(todo)} run(s) of {epochs} epochs on "
-            f"{len(data.train_y):,} images ({data.train_x.device}); stored runs are reused",
-            soft_wrap=True,
-        )
-    else:
-        console.print(
-            f"confirmation of {what} with {seeds} seeds: every run is stored, nothing to train",
-            soft_wrap=True,
-        )
-    results = confirm_with_progress(console, study, jobs, data, seeds=seeds, epochs=epochs, subset=subset)
-    winner = choose_winner(
-        [(t, results[trial_label(t.number)]) for t in trials],
-        results.get(REFERENCE),
-        epochs=epochs,
-        subset=subset,
-    )
-    store_winner(study, winner)
-    entry = study.user_attrs.get(OPTUNA_BEST_ATTR)
-    if isinstance(entry, dict) and entry.get("why"):
-        console.print(entry["why"], highlight=False, soft_wrap=True)
-    return winner
 
 
 def _write_notes(

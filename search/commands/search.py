@@ -25,9 +25,10 @@ from search.commands.args import (
 )
 from search.objective import TrialContext
 from search.output_paths import check_output_folder
-from search.progress import SearchProgress, wide_console
+from search.progress import ConfirmationLines, SearchProgress, wide_console
 from search.results import fault_lines, result_table, top_trials
 from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
+from search.run.confirmation import confirm_winner
 from search.run.engines import ENGINE_CHOICES, expected_in_flight, make_engine, resolve_engine
 from search.run.heartbeat import heartbeat_from_env
 from search.run.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
@@ -38,7 +39,7 @@ from search.run.workers import plan_devices, run_workers, trial_line
 from search.storage import mask_url, open_storage, use_wal
 from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, open_search_study
 from search.trials import trained_count
-from search.winner import confirm_winner, confirmed_winner
+from search.winner import confirmed_winner
 from space.budget import require_feasible, require_reachable
 from space.space import SearchSpace
 
@@ -267,13 +268,13 @@ def _confirm(args, console, study, load_data) -> int:  # noqa: ANN001
         return 0
     try:
         confirm_winner(
-            console,
             study,
             top_trials(study, args.confirm_top),
             load_data,
             seeds=args.confirm_seeds,
             epochs=study.user_attrs.get("epochs") or args.epochs,
             subset=args.subset,
+            progress=ConfirmationLines(console),
         )
     except Interrupted as error:
         console.print(f"interrupted ({error}) during confirmation: finished runs are stored. {_RESUME}")
