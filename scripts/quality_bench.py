@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.replay_pruners import replace_section  # noqa: E402
-from search.winner import confirmed_winner  # noqa: E402
+from search.results.winner import confirmed_winner  # noqa: E402
 
 SECTION = "## Search quality"
 

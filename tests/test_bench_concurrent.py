@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from search.benchmark import BenchResult, ConcurrentLevel, append_markdown
+from search.run.benchmark import BenchResult, ConcurrentLevel, append_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 

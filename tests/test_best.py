@@ -12,8 +12,8 @@ import pytest
 from optuna_dashboard import get_note
 from results_study import Result, run_cli
 
-from search.confirm import load_if_stored
-from search.winner import OPTUNA_BEST_ATTR, WINNER_ATTR, confirmed_winner, seed_range, trial_label
+from search.results.confirmations import load_if_stored
+from search.results.winner import OPTUNA_BEST_ATTR, WINNER_ATTR, confirmed_winner, seed_range, trial_label
 from tests.search_procs import SMALL_SPACE
 
 STUDY = "best"

@@ -15,12 +15,12 @@ from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, TrainingRun, load_mnist, train
 from search.cli import main
-from search.objective import TrialContext
 from search.run.fused import FusedEngine
 from search.run.scheduler import run_search
 from search.run.separate import SeparateEngine
 from search.run.settings import SearchSettings
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.trials import trained_count
 from space.space import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]

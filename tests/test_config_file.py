@@ -11,7 +11,7 @@ import pytest
 from results_study import assert_usage_error, run_cli
 
 from mnist_arch.iterations import get_iteration
-from search.config_file import ExportedConfig, load_config_file
+from search.export.config_file import ExportedConfig, load_config_file
 
 VALID = get_iteration("iteration-3").config.to_dict()
 

@@ -14,10 +14,10 @@ from optuna.trial import TrialState, create_trial
 from optuna_dashboard import get_note
 from results_study import Result, assert_usage_error, run_cli
 
-from search.config_file import load_config_file
-from search.confirm import PREFIX, Confirmation, attr_key
-from search.results import top_trials
-from search.winner import WINNER_ATTR, choose_winner, confirmed_winner
+from search.export.config_file import load_config_file
+from search.results.confirmations import PREFIX, Confirmation, attr_key
+from search.results.table import top_trials
+from search.results.winner import WINNER_ATTR, choose_winner, confirmed_winner
 from tests.search_procs import SMALL_SPACE
 
 STUDY = "confirmed"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from results_study import assert_usage_error, run_cli, small_study  # noqa: F401
 
-from search.dashboard import exposure_warning
-from search.results import top_trials
+from search.results.table import top_trials
+from search.study.dashboard import exposure_warning
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

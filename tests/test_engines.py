@@ -102,7 +102,7 @@ def test_an_out_of_memory_bank_fails_its_members_alone(tiny) -> None:
 
 def test_confirmation_runs_train_on_the_separate_engine_and_a_diverged_one_stops_alone(tiny) -> None:
     from mnist_arch.config import CandidateConfig, TrainConfig
-    from search.confirm import ConfirmJob
+    from search.results.confirmations import ConfirmJob
     from search.run.confirmation import _train_chunk
 
     wild = CandidateConfig(ITERATION_3.arch, TrainConfig(lr=1e9, momentum=0.99, batch_size=64))

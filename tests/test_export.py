@@ -22,10 +22,10 @@ from mnist_arch.config import ConfigError
 from mnist_arch.data import MEAN, STD
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import count_params
-from search.config_file import ExportedConfig
-from search.export import load_export
-from search.results import top_trials
-from search.standalone import ONNX_MISSING, onnx_available
+from search.export.config_file import ExportedConfig
+from search.export.export import load_export
+from search.export.standalone import ONNX_MISSING, onnx_available
+from search.results.table import top_trials
 
 
 @pytest.fixture(scope="module")

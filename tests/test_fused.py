@@ -18,13 +18,13 @@ from mnist_arch.config import CandidateConfig, TrainConfig
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
-from search.objective import TrialContext
 from search.run.engines import resolve_engine
 from search.run.fused import FusedEngine
 from search.run.scheduler import run_search
 from search.run.separate import SeparateEngine
 from search.run.settings import SearchSettings
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.trials import trained_count
 from space.space import SearchSpace
 from tests.conftest import run_cli
 

@@ -14,12 +14,12 @@ import torch
 from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, TrainingRun, load_mnist, train
-from search.objective import TrialContext
 from search.run.capacity import MEMORY_SHARE, Capacity, cap_for_memory
 from search.run.scheduler import run_search
 from search.run.separate import SeparateEngine
 from search.run.settings import SearchSettings
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.trials import trained_count
 from space.space import SearchSpace
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

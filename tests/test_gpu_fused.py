@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 from mnist_arch import DeviceData, train
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member
-from search.objective import TrialContext
 from search.run.fused import FusedEngine
 from search.run.scheduler import run_search
 from search.run.settings import SearchSettings
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.trials import trained_count
 from space.space import SearchSpace
 from tests.test_fused import MIXED, curve, float64, losses, state, tiny_data
 

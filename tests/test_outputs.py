@@ -20,13 +20,13 @@ from rich.console import Console
 
 from mnist_arch.config import ArchConfig
 from mnist_arch.trainer import EpochStats, TrainResult
-from search.objective import headline
-from search.progress import SearchProgress
-from search.report import report_rows, rich_table
-from search.results import result_rows, result_table
-from search.speed import in_flight, throughput
-from search.tables import arch_notation
-from search.trials import is_trained
+from search.commands.progress import SearchProgress
+from search.results.report import report_rows, rich_table
+from search.results.speed import in_flight, throughput
+from search.results.table import result_rows, result_table
+from search.results.tables import arch_notation
+from search.run.trial import headline
+from search.study.trials import is_trained
 from tests.conftest import REPO
 
 ROW_START = re.compile(r"^│ (trial \d+|iteration-\d)\b")

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState, create_trial
 
 from mnist_arch.trainer import EpochStats
-from search.plots import (
+from search.results.plots import (
     Curve,
     Level,
     Point,
@@ -29,7 +29,7 @@ from search.plots import (
     percent_labels,
     stack_labels,
 )
-from search.report import figures, plot_points
+from search.results.report import figures, plot_points
 
 ITERATIONS = {"iteration-1": (8088, 0.9928), "iteration-2": (8088, 0.9927), "iteration-3": (7560, 0.9942)}
 WINNER = {

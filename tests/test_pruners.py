@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.pruners import ReportedMedianPruner, RungPruner, default_rungs
+from search.study.pruners import ReportedMedianPruner, RungPruner, default_rungs
 
 
 def study_with_running_peers(values: list[float]) -> optuna.Study:

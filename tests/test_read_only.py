@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy
 from results_study import Result, assert_usage_error, run_cli, small_study  # noqa: F401
 
-import search.storage
+import search.study.storage
 from tests.search_procs import postgres_url
 
 COMMANDS = {
@@ -84,7 +84,7 @@ def test_a_locked_database_is_one_line(tmp_path, monkeypatch) -> None:  # noqa: 
     path = tmp_path / "locked.db"
     url = f"sqlite:///{path}"
     optuna.create_study(study_name="locked", storage=url)
-    monkeypatch.setattr(search.storage, "SQLITE_BUSY_TIMEOUT", 1)  # the real wait is a minute
+    monkeypatch.setattr(search.study.storage, "SQLITE_BUSY_TIMEOUT", 1)  # the real wait is a minute
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")  # another program writing: no reader gets in

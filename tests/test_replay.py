@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from search.pruners import ReportedMedianPruner, RungPruner
-from search.replay import Curve, arrival_orders, load_curves, replay, replay_orders
-from search.study import make_pruner
+from search.study.pruners import ReportedMedianPruner, RungPruner
+from search.study.replay import Curve, arrival_orders, load_curves, replay, replay_orders
+from search.study.study import make_pruner
 
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_curves.json"
 ORDERS = 40  # as scripts/replay_pruners.py, so the figures are the table's

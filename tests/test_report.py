@@ -9,8 +9,8 @@ import pytest
 from results_study import assert_usage_error, mnist_dir, run_cli, small_study  # noqa: F401
 
 from mnist_arch.iterations import ITERATIONS
-from search.confirm import attr_key
-from search.results import top_trials
+from search.results.confirmations import attr_key
+from search.results.table import top_trials
 
 PLOTS = ("accuracy_vs_params.png", "best_over_trials.png", "learning_curves.png", "importances.png")
 

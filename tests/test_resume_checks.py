@@ -14,7 +14,7 @@ import pytest
 from search.cli import build_parser, main
 from search.run.settings import SearchSettings
 from search.run.workers import _worker_main
-from search.study import check_compatible, setting_mismatch
+from search.study.study import check_compatible, setting_mismatch
 from tests.conftest import run_cli
 from tests.search_procs import SMALL_SPACE
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.objective import TrialContext
-from search.optuna_private import trial_id
 from search.run.interrupts import Interrupted, interrupts_as_exceptions
 from search.run.scheduler import OOM_ALONE_LIMIT, run_search, worker_name
 from search.run.settings import SearchSettings
-from search.storage import Heartbeat, open_storage
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.optuna_private import trial_id
+from search.study.storage import Heartbeat, open_storage
+from search.study.trials import trained_count
 from space.space import SearchSpace
 from tests.fake_engine import FakeEngine, no_data
 

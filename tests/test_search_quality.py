@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.winner import confirmed_winner
+from search.results.winner import confirmed_winner
 from tests.conftest import run_cli
 
 SUBSET, EPOCHS, TRIALS, TOP, SEEDS = 1000, 3, 10, 3, 2

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy
 from results_study import assert_usage_error, run_cli
 
-from search.masking import mask_url, remember_secrets
-from search.storage import storage_scheme
+from search.study.masking import mask_url, remember_secrets
+from search.study.storage import storage_scheme
 from tests.search_procs import postgres_url, run
 
 SECRET = "Hunter2-secret"  # long enough to be remembered outside URLs too

@@ -182,7 +182,7 @@ def test_evaluate_refuses_a_contract_that_does_not_match(trained, tmp_path, chan
 
 def test_the_program_matches_the_model_bit_for_bit(trained):
     from mnist_arch.data import normalize
-    from search.export import load_export
+    from search.export.export import load_export
 
     _, model = load_export(trained, torch.device("cpu"))
     program = torch.export.load(trained / "model.pt2").module()

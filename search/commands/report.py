@@ -11,13 +11,13 @@ from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
 from search.commands import SUMMARIES
 from search.commands.args import add_data_args, add_study_args, non_negative_int, positive_int
-from search.confirm import load_if_stored, rank_by_confirmation
-from search.existing import open_existing_study
-from search.progress import ConfirmationLines, wide_console
-from search.report import figures, report_rows, rich_table, winner_line, write_report
+from search.commands.progress import ConfirmationLines, wide_console
+from search.results.confirmations import load_if_stored, rank_by_confirmation
+from search.results.report import figures, report_rows, rich_table, winner_line, write_report
+from search.results.winner import confirmed_winner
 from search.run.confirmation import confirm_runs
-from search.storage import mask_url
-from search.winner import confirmed_winner
+from search.study.existing import open_existing_study
+from search.study.storage import mask_url
 
 DEFAULT_EPOCHS = 15
 

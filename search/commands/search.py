@@ -11,7 +11,6 @@ from rich.markup import escape
 from mnist_arch.data import load_mnist
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.artifacts import artifact_dir_for
 from search.commands import SUMMARIES
 from search.commands.args import (
     MAX_WORKERS,
@@ -23,10 +22,11 @@ from search.commands.args import (
     seed_int,
     worker_count,
 )
-from search.objective import TrialContext
-from search.output_paths import check_output_folder
-from search.progress import ConfirmationLines, SearchProgress, wide_console
-from search.results import fault_lines, result_table, top_trials
+from search.commands.progress import ConfirmationLines, SearchProgress, wide_console
+from search.export.artifacts import artifact_dir_for
+from search.export.output_paths import check_output_folder
+from search.results.table import fault_lines, result_table, top_trials
+from search.results.winner import confirmed_winner
 from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
 from search.run.confirmation import confirm_winner
 from search.run.engines import ENGINE_CHOICES, expected_in_flight, make_engine, resolve_engine
@@ -35,11 +35,11 @@ from search.run.interrupts import Interrupted, check_interrupt, interrupts_as_ex
 from search.run.scheduler import run_search
 from search.run.settings import SearchSettings
 from search.run.settle import throughput_line
+from search.run.trial import TrialContext
 from search.run.workers import plan_devices, run_workers, trial_line
-from search.storage import mask_url, open_storage, use_wal
-from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, open_search_study
-from search.trials import trained_count
-from search.winner import confirmed_winner
+from search.study.storage import mask_url, open_storage, use_wal
+from search.study.study import OBJECTIVES, PRUNERS, enqueue_baselines, open_search_study
+from search.study.trials import trained_count
 from space.budget import require_feasible, require_reachable
 from space.space import SearchSpace
 

@@ -1,7 +1,7 @@
 """The confirmation stage: retrain configs from scratch with several seeds, store the runs, choose the winner.
 
-The runs and the winner as stored (and read back) are the results side's (search.confirm,
-search.winner); this module trains. One step, `confirm_runs`, serves the search's confirmation of its
+The runs and the winner as stored (and read back) are the results side's (search.results.confirmations,
+search.results.winner); this module trains. One step, `confirm_runs`, serves the search's confirmation of its
 top trials and `report --confirm-seeds`: the runs still missing are counted, the data is loaded only when
 some are, the plan is told (`ConfirmProgress.confirming`) and the missing runs train; stored runs are
 reused.
@@ -18,11 +18,18 @@ from optuna.trial import FrozenTrial
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.trainer import DeviceData, DivergedError, EpochStats
-from search.confirm import Confirmation, ConfirmJob, attr_key, load, missing_seeds, stored_runs
+from search.results.confirmations import Confirmation, ConfirmJob, attr_key, load, missing_seeds, stored_runs
+from search.results.winner import (
+    OPTUNA_BEST_ATTR,
+    REFERENCE,
+    Winner,
+    choose_winner,
+    store_winner,
+    trial_label,
+)
 from search.run.engine import EpochEnd
 from search.run.interrupts import interruptible
 from search.run.separate import SeparateEngine
-from search.winner import OPTUNA_BEST_ATTR, REFERENCE, Winner, choose_winner, store_winner, trial_label
 
 IN_FLIGHT = 32  # runs trained interleaved at once
 

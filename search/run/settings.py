@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields
 
-from search.storage import DEFAULT_STORAGE
+from search.study.storage import DEFAULT_STORAGE
 
 
 @dataclass(frozen=True)

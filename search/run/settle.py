@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DivergedError
-from search.trials import is_trained
+from search.study.trials import is_trained
 
 MAX_CONSECUTIVE_REJECTS = 1000
 

@@ -25,15 +25,15 @@ from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
-from search.objective import TrialContext
 from search.run.engines import expected_in_flight, make_engine
 from search.run.heartbeat import fail_stale, heartbeat_from_env
 from search.run.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
 from search.run.scheduler import run_search, worker_name
 from search.run.settings import SearchSettings
-from search.storage import mask_url, open_storage
-from search.study import open_search_study
-from search.trials import trained_count
+from search.run.trial import TrialContext
+from search.study.storage import mask_url, open_storage
+from search.study.study import open_search_study
+from search.study.trials import trained_count
 from space.space import SearchSpace
 
 SHARED = ("auto", "cpu", "cuda")  # device specs that several workers may share

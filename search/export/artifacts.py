@@ -19,7 +19,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
-from search.optuna_private import storage_of
+from search.study.optuna_private import storage_of
 
 if TYPE_CHECKING:  # torch and the model are imported where used: `dashboard` reads artifacts without them
     import torch
@@ -88,7 +88,7 @@ def publish_trial(
     """Attach weights, layer table and learning curve to a running trial (frozen after)."""
     if store is None or result.model is None:
         return
-    from search.plots import learning_curve_png  # matplotlib only where a curve is drawn
+    from search.results.plots import learning_curve_png  # matplotlib only where a curve is drawn
 
     files = {
         WEIGHTS: state_dict_bytes(result.model),

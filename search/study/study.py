@@ -11,7 +11,7 @@ import optuna
 
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATIONS
-from search.pruners import RUNG_KEEP, RUNG_Z, ReportedMedianPruner, RungPruner, default_rungs
+from search.study.pruners import RUNG_KEEP, RUNG_Z, ReportedMedianPruner, RungPruner, default_rungs
 from space.space import SearchSpace
 
 if TYPE_CHECKING:

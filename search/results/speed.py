@@ -13,7 +13,7 @@ from datetime import datetime
 
 from optuna.trial import FrozenTrial
 
-from search.trials import is_trained
+from search.study.trials import is_trained
 
 SPEED_NOTE = (
     "wall-clock seconds per epoch while the trial shared the machine with the others in flight "

@@ -1,8 +1,8 @@
 """The export folder: config.json, weights.pt (a state_dict), summary.txt, the learning curve, and the
 standalone programs model.pt2 and (with the `onnx` extra) model.onnx.
 
-config.json states the input contract and the layers (search.config_file), so weights.pt can be used
-with torch alone; the programs need not even that: they take raw pixels (search.standalone).
+config.json states the input contract and the layers (search.export.config_file), so weights.pt can be used
+with torch alone; the programs need not even that: they take raw pixels (search.export.standalone).
 A folder is written completely or not at all: files go to a temporary sibling that is renamed into
 place, so an interrupted export never leaves half a model behind.
 """
@@ -24,10 +24,10 @@ from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
 from mnist_arch.model import Net, build_model
 from mnist_arch.trainer import EpochStats
-from search.artifacts import CURVE, SUMMARY, WEIGHTS, layer_summary
-from search.config_file import ExportedConfig, load_config_file
-from search.output_paths import check_output_folder
-from search.standalone import INPUT_DTYPE, INPUT_SHAPE, build_programs
+from search.export.artifacts import CURVE, SUMMARY, WEIGHTS, layer_summary
+from search.export.config_file import ExportedConfig, load_config_file
+from search.export.output_paths import check_output_folder
+from search.export.standalone import INPUT_DTYPE, INPUT_SHAPE, build_programs
 
 CONFIG = "config.json"
 
@@ -65,7 +65,7 @@ def write_export(
         **programs.files,
     }
     if history:
-        from search.plots import learning_curve_png
+        from search.results.plots import learning_curve_png
 
         files[CURVE] = learning_curve_png(history, title=exported.trained.get("source", "learning curve"))
     try:

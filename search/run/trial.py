@@ -13,7 +13,7 @@ from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
 from mnist_arch.trainer import DeviceData, EpochStats, TrainResult, train
-from search.artifacts import artifact_dir_for, note_trial, open_artifact_store, publish_trial
+from search.export.artifacts import artifact_dir_for, note_trial, open_artifact_store, publish_trial
 from space.budget import check_budget
 from space.space import SearchSpace
 

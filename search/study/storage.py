@@ -26,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from mnist_arch.errors import UsageError
-from search.masking import has_raw_at_in_password, mask_url, remember_secrets
+from search.study.masking import has_raw_at_in_password, mask_url, remember_secrets
 
 DEFAULT_STORAGE = "sqlite:///mnist_arch.db"
 SCHEMES = ("sqlite", "postgresql", "mysql")  # optionally with a driver: postgresql+psycopg://

@@ -20,8 +20,8 @@ from mnist_arch.dataset import MNIST, name_of
 from mnist_arch.dataset import describe as describe_data
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.model import count_params, describe, receptive_field
-from search.confirm import Confirmation, ConfirmJob
-from search.plots import (
+from search.results.confirmations import Confirmation, ConfirmJob
+from search.results.plots import (
     Curve,
     Level,
     Point,
@@ -31,11 +31,11 @@ from search.plots import (
     importances_png,
     learning_curves_png,
 )
-from search.results import WINNER_MARK, baseline_trials, top_trials, winner_trial
-from search.speed import SPEED_NOTE, throughput
-from search.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
-from search.trials import is_trained
-from search.winner import Winner, confirmed_winner, trial_label
+from search.results.speed import SPEED_NOTE, throughput
+from search.results.table import WINNER_MARK, baseline_trials, top_trials, winner_trial
+from search.results.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
+from search.results.winner import Winner, confirmed_winner, trial_label
+from search.study.trials import is_trained
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The confirmed winner: the best mean validation accuracy over seeds among the top searched trials.
 
 A search's single best trial is the maximum of noisy draws, so its accuracy is biased upwards. At the
-end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, see search.confirm; the
-training is search.run.confirmation's) and the one with the best mean validation accuracy wins; test
-accuracy is shown, never used to choose.
+end of a search the top K trials are retrained with seeds 0..N-1 (runs stored, see
+search.results.confirmations; the training is search.run.confirmation's) and the one with the best mean
+validation accuracy wins; test accuracy is shown, never used to choose.
 iteration-3, the reference hand design, is confirmed with the same seeds when the study has baselines.
 The winner is the study user attribute "winner" (JSON, shape in `Winner.to_json`) and a dashboard note.
 
@@ -27,8 +27,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from search.confirm import Confirmation, load_if_stored, rank_by_confirmation
-from search.optuna_private import live_trial
+from search.results.confirmations import Confirmation, load_if_stored, rank_by_confirmation
+from search.study.optuna_private import live_trial
 
 WINNER_ATTR = "winner"
 # {"trial": N, "same_as_winner": bool, "why": str | None}: Optuna's best trial next to the winner

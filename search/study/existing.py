@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 
 from mnist_arch.errors import UsageError
-from search.storage import (
+from search.study.storage import (
     OPTUNA_TABLES,
     describe_tables,
     mask_url,

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import EpochStats
-from search.confirm import ConfirmJob
+from search.results.confirmations import ConfirmJob
 from search.run.confirmation import ConfirmPlan, ConfirmProgress
 
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines while nothing else is printed

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import ITERATION_NAMES
-from search.confirm import Confirmation, load_if_stored
-from search.speed import SPEED_NOTE, in_flight, throughput
-from search.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
-from search.trials import is_trained
-from search.winner import Winner, confirmed_winner, seed_range, trial_label
+from search.results.confirmations import Confirmation, load_if_stored
+from search.results.speed import SPEED_NOTE, in_flight, throughput
+from search.results.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
+from search.results.winner import Winner, confirmed_winner, seed_range, trial_label
+from search.study.trials import is_trained
 
 WINNER_MARK = "★"
 
