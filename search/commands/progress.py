@@ -11,14 +11,18 @@ import threading
 import time
 from datetime import timedelta
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.trainer import EpochStats
 from search.results.confirmations import ConfirmJob
-from search.run.confirmation import ConfirmPlan, ConfirmProgress
+from search.run.callbacks import ConfirmPlan, ConfirmProgress, SearchCallbacks, SearchStart
+from search.run.settle import SearchStats, throughput_line
+from search.run.workers import trial_line
 
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines while nothing else is printed
 WIDE_COLUMNS = 200  # the width of a piped --wide table
@@ -197,3 +201,60 @@ class ConfirmationLines(ConfirmProgress):
 
 def _epoch_text(stats: EpochStats, epochs: int) -> str:
     return f"epoch {stats.epoch}/{epochs} val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%"
+
+
+class SearchLines(ConfirmationLines, SearchCallbacks):
+    """`mnist-arch search`'s output as the search goes: its first line, the trials' progress (when they
+    train in this process), the counts, then the confirmation's. A context manager: leaving it stops
+    a live bar."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console)
+        self.trials: SearchProgress | None = None
+
+    def __enter__(self) -> SearchLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_trials(*exc)
+        self.confirm_end()
+
+    def started(self, start: SearchStart) -> None:
+        where = ", ".join(start.devices)
+        self.console.print(
+            f"study '{escape(start.study)}' in {escape(start.storage)}: {start.trained} trained trial(s), "
+            f"target {start.target}; {len(start.devices)} worker(s) on {where} ({start.engine} engine), "
+            f"{start.images:,} training images of {escape(start.dataset)}, "
+            f"budget {start.max_params:,} parameters"
+        )
+        if len(start.devices) == 1:
+            self.trials = SearchProgress(
+                self.console, start.target, start.trained, start.epochs, start.objective
+            )
+            self.trials.__enter__()
+
+    def epoch(self, trial: optuna.Trial, config: CandidateConfig, stats: EpochStats) -> None:
+        if self.trials is not None:
+            self.trials.on_epoch(trial, config, stats)
+
+    def trial_done(self, trial: FrozenTrial) -> None:
+        if self.trials is not None:
+            self.trials.on_trial_done(trial)
+
+    def trial_failed(self, trial: FrozenTrial) -> None:
+        self.console.print(trial_line(trial))
+
+    def searched(self, stats: SearchStats) -> None:
+        self._stop_trials(None, None, None)
+        self.console.print(throughput_line(stats), soft_wrap=True)
+        drawn = stats.trained + stats.rejected
+        if drawn:
+            self.console.print(
+                f"{stats.trained} trained, {stats.pruned} pruned; {stats.rejected} of {drawn} "
+                f"draws were over budget and rejected before training"
+            )
+
+    def _stop_trials(self, *exc: object) -> None:
+        if self.trials is not None:
+            self.trials.__exit__(*exc)
+            self.trials = None

@@ -10,6 +10,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,7 +23,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from mnist_arch.trainer import EpochStats  # noqa: E402
+if TYPE_CHECKING:
+    from mnist_arch.trainer import EpochStats
+
 
 SIZE = (7.2, 4.6)  # inches
 DPI = 110

@@ -3,14 +3,13 @@
 The runs and the winner as stored (and read back) are the results side's (search.results.confirmations,
 search.results.winner); this module trains. One step, `confirm_runs`, serves the search's confirmation of its
 top trials and `report --confirm-seeds`: the runs still missing are counted, the data is loaded only when
-some are, the plan is told (`ConfirmProgress.confirming`) and the missing runs train; stored runs are
+some are, the plan is told (search.run.callbacks) and the missing runs train; stored runs are
 reused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -27,48 +26,12 @@ from search.results.winner import (
     store_winner,
     trial_label,
 )
+from search.run.callbacks import ConfirmPlan, ConfirmProgress
 from search.run.engine import EpochEnd
 from search.run.interrupts import interruptible
 from search.run.separate import SeparateEngine
 
 IN_FLIGHT = 32  # runs trained interleaved at once
-
-
-@dataclass(frozen=True)
-class ConfirmPlan:
-    """The confirmation runs about to train; `runs` 0 when every run is stored and nothing trains."""
-
-    what: str  # the models confirmed, e.g. "4 models" or "5 searched model(s) and iteration-3"
-    seeds: int  # seeds per model: 0 .. seeds-1
-    epochs: int  # epochs of each run
-    runs: int  # (model, seed) runs still to train
-    images: int = 0  # training images per epoch (0 when nothing trains)
-    device: str = ""  # where the runs train, e.g. "cuda:0" ("" when nothing trains)
-
-    def line(self) -> str:
-        seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
-        if self.runs == 0:
-            return f"confirmation of {self.what} with {seeds}: every run is stored, nothing to train"
-        return (
-            f"confirming {self.what} with {seeds}: {self.runs} run{'s' if self.runs != 1 else ''} of "
-            f"{self.epochs} epochs on {self.images:,} images ({self.device}); stored runs are reused"
-        )
-
-
-class ConfirmProgress:
-    """What the confirmation stage tells as it goes. The default tells nothing; override what you need."""
-
-    def confirming(self, plan: ConfirmPlan) -> None:
-        """Before any run trains (also when none will)."""
-
-    def confirm_epoch(self, job: ConfirmJob, seed: int, stats: EpochStats) -> None:
-        """A confirmation run finished an epoch (`stats.epoch` of `plan.epochs`)."""
-
-    def confirm_end(self) -> None:
-        """After `confirming`, once the runs stopped training (finished or not)."""
-
-    def note(self, text: str) -> None:
-        """A line worth showing: confirmation skipped, or why Optuna's best trial is not the winner."""
 
 
 def confirm(

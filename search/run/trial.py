@@ -1,8 +1,9 @@
-"""One trial: config from the trial -> budget check -> train -> report each epoch -> accuracy."""
+"""One trial's steps, as the scheduler takes them: config from the trial and budget check
+(`prepare_trial`), each epoch reported (`epoch_reporter`), results stored and the value returned
+(`finish_trial`). The training itself is the engine's (search.run.engine)."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,8 +13,9 @@ from optuna.artifacts import FileSystemArtifactStore
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.model import describe, receptive_field
-from mnist_arch.trainer import DeviceData, EpochStats, TrainResult, train
+from mnist_arch.trainer import DeviceData, EpochStats, TrainResult
 from search.export.artifacts import artifact_dir_for, note_trial, open_artifact_store, publish_trial
+from search.run.settings import SearchSettings
 from space.budget import check_budget
 from space.space import SearchSpace
 
@@ -26,33 +28,38 @@ class OverBudget(Exception):
 
 @dataclass
 class TrialContext:
-    space: SearchSpace
-    data: DeviceData
-    epochs: int
-    max_params: int
-    objective: str  # "val" | "test"
-    seed: int
+    """What every trial of one search process shares: where configs are drawn, the data, the rules."""
+
+    space: SearchSpace  # configs are drawn from it (baselines are given)
+    data: DeviceData  # the training, validation and test images, on the device the trials train on
+    epochs: int  # epochs per trial (a pruned trial stops earlier)
+    max_params: int  # parameter budget: a searched draw above it is rejected untrained
+    objective: str  # "val" | "test": the accuracy reported each epoch and returned as the trial's value
+    seed: int  # the search's seed; trial N trains with seed + N
+    # called after each epoch is reported: (trial, its config, the epoch's stats)
     on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None
     artifacts: FileSystemArtifactStore | None = None  # where complete trials keep weights, table, curve
 
     @classmethod
-    def from_args(
+    def from_settings(
         cls,
-        args: argparse.Namespace,
+        settings: SearchSettings,
         space: SearchSpace,
         data: DeviceData,
         on_epoch: Callable[[optuna.Trial, CandidateConfig, EpochStats], None] | None = None,
     ) -> TrialContext:
-        """The context of `mnist-arch search ARGS`, in this process or in a worker."""
+        """The context of a search with `settings`, in this process or in a worker."""
         return cls(
             space,
             data,
-            args.epochs,
+            settings.epochs,
             space.max_params,
-            args.objective,
-            args.seed,
+            settings.objective,
+            settings.seed,
             on_epoch=on_epoch,
-            artifacts=open_artifact_store(artifact_dir_for(args.storage, args.artifacts), create=True),
+            artifacts=open_artifact_store(
+                artifact_dir_for(settings.storage, settings.artifacts), create=True
+            ),
         )
 
 
@@ -143,10 +150,3 @@ def headline(trial: optuna.Trial, epochs: int, result: TrainResult) -> str:
         f"**{role}** · {trial.user_attrs['n_params']:,} params · val {100 * last.val_acc:.2f} % · "
         f"test {100 * last.test_acc:.2f} % · {run}"
     )
-
-
-def objective(trial: optuna.Trial, ctx: TrialContext) -> float:
-    prepared = prepare_trial(trial, ctx)
-    report = epoch_reporter(trial, ctx, prepared)
-    result = train(prepared.config, ctx.data, epochs=ctx.epochs, seed=prepared.seed, on_epoch=report)
-    return finish_trial(trial, ctx, prepared, result)
