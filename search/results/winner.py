@@ -67,18 +67,23 @@ class Reference:
 
 @dataclass(frozen=True)
 class Winner:
-    trial: int
-    label: str
-    n_params: int
-    seeds: int
-    epochs: int
-    subset: int | None
-    val_mean: float
+    """The confirmed winner as stored in the study ("winner" user attribute). Accuracies are fractions
+    (0.9941 is 99.41 %), means and sample standard deviations over the seeds' final epochs."""
+
+    trial: int  # its trial number in the study
+    label: str  # key of its confirmation runs, "trial-12"
+    n_params: int  # parameters of its model
+    seeds: int  # confirmation runs per model, seeds 0..seeds-1
+    epochs: int  # epochs of each confirmation run
+    subset: int | None  # training images of each run; None: the whole training pool
+    val_mean: float  # validation accuracy: it chose the winner
     val_std: float
-    test_mean: float
+    test_mean: float  # test accuracy: shown, never used to choose
     test_std: float
     candidates: tuple[str, ...]  # labels confirmed, in search order (best search value first)
-    reference: Reference | None = None
+    reference: Reference | None = (
+        None  # iteration-3 confirmed with the same seeds, when the study has baselines
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "candidates": list(self.candidates)}  # asdict turns `reference` into a dict

@@ -20,6 +20,8 @@ from search.results.table import top_trials
 from search.study.dashboard import exposure_warning
 from tests.results_study import assert_usage_error, run_cli, small_study  # noqa: F401
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 

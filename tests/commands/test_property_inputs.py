@@ -26,6 +26,8 @@ from space.spec import RULES
 from tests.helpers import run_subprocess
 from tests.search_procs import SMALL_SPACE
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 # The study in the folder was made with exactly these settings, so a run that repeats them resumes a
 # study that already holds its one trial and trains nothing.
 BASE = (

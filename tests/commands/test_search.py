@@ -12,6 +12,8 @@ from optuna.trial import TrialState
 from mnist_arch import ITERATION_NAMES, CandidateConfig, count_params
 from tests.helpers import run_subprocess
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 # Seed confirmation has its own tests (test_confirm_winner.py); here it would only add minutes.
 SEARCH = ("search", "--device", "cpu", "--subset", "500", "--epochs", "2", "--seed", "0")
 SEARCH += ("--confirm-top", "0", "--pruner", "median")  # 2 epochs: too short for the default rungs

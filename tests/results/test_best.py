@@ -16,6 +16,8 @@ from search.results.winner import OPTUNA_BEST_ATTR, WINNER_ATTR, confirmed_winne
 from tests.results_study import Result, run_cli
 from tests.search_procs import SMALL_SPACE
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 STUDY = "best"
 # Searched trials learn almost nothing at this learning rate in one epoch, while the baselines keep their
 # own recipe: iteration-3 (trial 2, 7,560 parameters, the only baseline within 8,000) is Optuna's best.

@@ -20,6 +20,8 @@ from search.results.winner import WINNER_ATTR, choose_winner, confirmed_winner
 from tests.results_study import Result, assert_usage_error, run_cli
 from tests.search_procs import SMALL_SPACE
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 STUDY = "confirmed"
 SUBSET, EPOCHS, TOP, SEEDS = 600, 1, 2, 2
 WINNER_KEYS = {

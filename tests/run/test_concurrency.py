@@ -24,6 +24,8 @@ from search.run.trial import TrialContext
 from search.study.trials import trained_count
 from space.space import SearchSpace
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 ITERATION_3 = ITERATIONS[2].config
 
 

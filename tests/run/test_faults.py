@@ -6,6 +6,7 @@ import os
 import signal
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from optuna.trial import TrialState
 
 from search.cli import main
@@ -20,6 +21,8 @@ from tests.search_procs import (
     trained,
     wait_for_training,
 )
+
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
 
 
 def test_sigint_marks_running_trials_interrupted_and_rerun_resumes(data, space, tmp_path) -> None:  # noqa: ANN001

@@ -11,10 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from search.results.winner import confirmed_winner
 from tests.helpers import run_subprocess
+
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
 
 SUBSET, EPOCHS, TRIALS, TOP, SEEDS = 1000, 3, 10, 3, 2
 # Seed-to-seed spread of final validation accuracy at this scale is about 0.5 points (measured on

@@ -10,6 +10,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+import pytest
 from optuna.trial import TrialState
 
 from mnist_arch.iterations import ITERATION_NAMES
@@ -24,6 +25,8 @@ from tests.search_procs import (
     trained,
     wait_for_training,
 )
+
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
 
 
 def check_study(storage: str, study: str, n_trials: int) -> list:

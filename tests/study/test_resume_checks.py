@@ -19,6 +19,8 @@ from search.study.study import check_compatible, setting_mismatch
 from tests.helpers import run_subprocess
 from tests.search_procs import SMALL_SPACE
 
+pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
+
 STUDY = "budgeted"
 
 
