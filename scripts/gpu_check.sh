@@ -75,7 +75,7 @@ for phase in "${phases[@]}"; do
         step bench 150 python -m search.cli bench --device cuda --epochs 2 --concurrency 1,32 \
             --fused 32,128 --out "$OUT/BENCHMARKS.md" ;;
     tests)
-        step tests 100 python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_gpu_fused.py ;;
+        step tests 100 python -m pytest -q -p no:cacheprovider tests/run/test_gpu.py tests/run/test_gpu_fused.py ;;
     kernels)
         step kernels 120 python scripts/measure_conv_kernels.py --device cuda --out "$OUT/BENCHMARKS.md" ;;
     engines)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from search.benchmark import _append_row, device_name  # noqa: E402
+from search.run.benchmark import _append_row, device_name  # noqa: E402
 
 HEADER = (
     "\n## Convolution formulations\n\nWritten by `scripts/measure_conv_kernels.py`: one bank layer "

@@ -38,7 +38,7 @@ from mnist_arch.fused import FusedBank, train_fused  # noqa: E402
 from mnist_arch.members import Member, group_members, padded_arch  # noqa: E402
 from mnist_arch.model import conv_macs  # noqa: E402
 from mnist_arch.trainer import TrainingRun  # noqa: E402
-from search.benchmark import _append_row, device_name  # noqa: E402
+from search.run.benchmark import _append_row, device_name  # noqa: E402
 from space.budget import check_budget  # noqa: E402
 from space.space import SearchSpace  # noqa: E402
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_arch.config import CandidateConfig  # noqa: E402
 from mnist_arch.model import count_params  # noqa: E402
-from search.study import make_sampler  # noqa: E402
+from search.study.study import make_sampler  # noqa: E402
 from space.budget import draw_stats  # noqa: E402
 from space.space import SearchSpace  # noqa: E402
 

@@ -6,27 +6,60 @@ SIGKILL of a worker mid-trial to its retried trial starting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from search import SearchResult, SearchSettings, search  # noqa: E402
+
 TRAINED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def command(storage: str, workers: int, trials: int) -> list[str]:
-    return [
-        *(sys.executable, "-m", "search.cli", "search", "--storage", storage, "--study", "m"),
-        *("--trials", str(trials), "--workers", str(workers), "--no-baselines", "--subset", "1000"),
-        *("--epochs", "1", "--device", "cpu", "--pruner", "none"),
-    ]
+def settings(storage: str, workers: int, trials: int) -> SearchSettings:
+    """`search --storage STORAGE --study m --trials TRIALS --workers WORKERS --no-baselines --subset 1000
+    --epochs 1 --device cpu --pruner none`."""
+    return SearchSettings(
+        study="m",
+        storage=storage,
+        trials=trials,
+        workers=workers,
+        no_baselines=True,
+        subset=1000,
+        epochs=1,
+        device="cpu",
+        pruner="none",
+    )
+
+
+def quiet_search(storage: str, workers: int, trials: int, heartbeat: str = "5,30") -> SearchResult:
+    """The search, its output (the workers' lines too) discarded."""
+    os.environ["MNIST_ARCH_HEARTBEAT"] = heartbeat  # read by the parent and the spawned workers
+    with _discard_output():
+        return search(settings(storage, workers, trials))
+
+
+@contextlib.contextmanager
+def _discard_output() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def trials_of(storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -36,7 +69,8 @@ def trials_of(storage: str) -> list[optuna.trial.FrozenTrial]:
 def throughput(workers: int, trials: int, folder: Path) -> None:
     storage = f"sqlite:///{folder / f'throughput{workers}.db'}"
     start = time.perf_counter()
-    subprocess.run(command(storage, workers, trials), check=True, capture_output=True, env=_env())
+    result = quiet_search(storage, workers, trials)
+    assert result.exit_code == 0, result.exit_code
     wall = time.perf_counter() - start
     done = [t for t in trials_of(storage) if t.state in TRAINED and "rejected" not in t.user_attrs]
     first = min(t.datetime_start for t in done)
@@ -51,33 +85,37 @@ def throughput(workers: int, trials: int, folder: Path) -> None:
 
 def kill_to_retry(folder: Path, heartbeat: str) -> None:
     storage = f"sqlite:///{folder / f'kill{heartbeat}.db'}"
-    process = subprocess.Popen(
-        command(storage, 3, 6), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(heartbeat)
-    )
-    victim = None
-    while victim is None:
-        time.sleep(0.1)
-        try:
-            running = [t for t in trials_of(storage) if t.state == TrialState.RUNNING]
-        except KeyError:
-            continue
-        victim = next((t for t in running if "n_params" in t.user_attrs and "worker" in t.user_attrs), None)
-    killed = time.time()
-    os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
-    process.wait(timeout=900)
+    found: dict[str, object] = {}
+
+    def kill_one() -> None:  # beside the search, which runs in the main thread (it forwards signals)
+        victim = None
+        while victim is None:
+            time.sleep(0.1)
+            try:
+                running = [t for t in trials_of(storage) if t.state == TrialState.RUNNING]
+            except KeyError:
+                continue
+            victim = next(
+                (t for t in running if "n_params" in t.user_attrs and "worker" in t.user_attrs), None
+            )
+        found["killed"] = time.time()
+        found["victim"] = victim
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    result = quiet_search(storage, 3, 6, heartbeat)
+    killer.join(timeout=60)
+    victim, killed = found["victim"], found["killed"]
     trials = trials_of(storage)
     lost = next(t for t in trials if t.number == victim.number)
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == victim.number)
     print(
         f"heartbeat {heartbeat} s: SIGKILL -> trial {lost.number} failed after "
         f"{lost.datetime_complete.timestamp() - killed:.1f} s -> retry (trial {retry.number}) started after "
-        f"{retry.datetime_start.timestamp() - killed:.1f} s; exit {process.returncode}",
+        f"{retry.datetime_start.timestamp() - killed:.1f} s; exit {result.exit_code}",
         flush=True,
     )
-
-
-def _env(heartbeat: str = "5,30") -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_ARCH_HEARTBEAT": heartbeat}
 
 
 if __name__ == "__main__":

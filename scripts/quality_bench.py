@@ -3,7 +3,8 @@
     python scripts/quality_bench.py --device cuda --minutes 10 --out BENCHMARKS.md       # the GPU figure
     python scripts/quality_bench.py --device cpu --minutes 2 --subset 2000 --epochs 3   # a CPU-sized one
 
-For each budget (--budgets, default 8000,5000) it runs `mnist-arch search` in a new SQLite study that
+For each budget (--budgets, default 8000,5000) it runs a search (`search.search`, what `mnist-arch
+search` runs, with its printing) in a new SQLite study that
 starts new trials for --minutes, then confirms the top --confirm-top searched models and iteration 3
 with --confirm-seeds seeds each (final-epoch accuracy; the winner is the best mean validation
 accuracy, test accuracy is only reported). The table, printed last, gives the confirmed winner's
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.replay_pruners import replace_section  # noqa: E402
-from search.winner import confirmed_winner  # noqa: E402
+from search import SearchSettings, search  # noqa: E402
+from search.commands.progress import SearchLines, wide_console  # noqa: E402
+from search.results.winner import confirmed_winner  # noqa: E402
 
 SECTION = "## Search quality"
 
@@ -46,22 +48,26 @@ def device_name(device: str) -> str:
 
 
 def run_search(storage: str, budget: int, args: argparse.Namespace) -> float:
-    command = [
-        sys.executable, "-m", "search.cli", "search",
-        "--storage", storage, "--study", "quality",
-        "--device", args.device, "--max-params", str(budget),
-        "--epochs", str(args.epochs), "--trials", str(args.trials),
-        "--timeout", str(60 * args.minutes),
-        "--confirm-top", str(args.confirm_top), "--confirm-seeds", str(args.confirm_seeds),
-        "--seed", str(args.seed),
-    ]  # fmt: skip
-    if args.subset:
-        command += ["--subset", str(args.subset)]
-    if args.data:
-        command += ["--data", args.data]
-    print("$ " + " ".join(command), flush=True)
+    settings = SearchSettings(
+        study="quality",
+        storage=storage,
+        device=args.device,
+        max_params=budget,
+        epochs=args.epochs,
+        trials=args.trials,
+        timeout=60 * args.minutes,
+        confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds,
+        seed=args.seed,
+        subset=args.subset,
+        data=args.data,
+    )
+    print(settings, flush=True)
     start = time.monotonic()
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    with SearchLines(wide_console()) as lines:
+        result = search(settings, lines)
+    if result.exit_code != 0:
+        raise SystemExit(f"the search for --max-params {budget} ended with exit code {result.exit_code}")
     return time.monotonic() - start
 
 

@@ -24,15 +24,15 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from search.pruners import ReportedMedianPruner, RungPruner, default_rungs  # noqa: E402
-from search.replay import (  # noqa: E402
+from search.study.pruners import ReportedMedianPruner, RungPruner, default_rungs  # noqa: E402
+from search.study.replay import (  # noqa: E402
     arrival_orders,
     curves_from_study,
     load_curves,
     replay_orders,
     save_curves,
 )
-from search.study import make_pruner  # noqa: E402
+from search.study.study import make_pruner  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "h200_curves.json"
 SECTION = "## Pruner replay"

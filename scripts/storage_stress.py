@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 
-from search.storage import Heartbeat, open_storage, use_wal
+from search.study.storage import Heartbeat, open_storage, use_wal
 
 
 def _storage(kind: str, url: str) -> optuna.storages.BaseStorage:

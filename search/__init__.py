@@ -1,7 +1,17 @@
-"""The study: search, storage, result table, export and the `mnist-arch` CLI.
+"""Search small MNIST CNNs and their training recipes under a parameter budget, with Optuna.
 
-The public surface is re-exported here lazily (on first use), so that importing any module of the
-package, such as the result table, loads neither the run side (search.run) nor the others.
+From Python, `search(settings)` is what `mnist-arch search` runs (it adds the printing)::
+
+    from search import SearchSettings, search
+
+    result = search(SearchSettings(storage="sqlite:///mnist_arch.db", trials=20, epochs=5, subset=5000))
+    print(result.stats.trained, "trials trained")
+    if result.winner is not None:
+        print(result.winner.line())
+
+`SearchCallbacks` (subclass it) hears the progress; `result.study` is the Optuna study, which the
+`mnist-arch report`, `export` and `dashboard` commands read. The names are loaded on first use, so
+importing a module of the package (the result table, say) loads neither torch nor the run side.
 """
 
 from __future__ import annotations
@@ -9,28 +19,12 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
-    "run_search": "search.run.scheduler",
-    "SearchSettings": "search.run.settings",
-    "SearchStats": "search.run.settle",
-    "Engine": "search.run.engine",
-    "ENGINES": "search.run.engines",
-    "make_engine": "search.run.engines",
-    "TrialContext": "search.objective",
-    "DEFAULT_STORAGE": "search.storage",
-    "Heartbeat": "search.storage",
-    "mask_url": "search.storage",
-    "open_storage": "search.storage",
-    "enqueue_baselines": "search.study",
-    "make_pruner": "search.study",
-    "open_study": "search.study",
-    "is_trained": "search.trials",
-    "trained_count": "search.trials",
-    "result_rows": "search.results",
-    "result_table": "search.results",
-    "ExportedConfig": "search.config_file",
-    "load_config_file": "search.config_file",
-    "load_export": "search.export",
-    "write_export": "search.export",
+    "search": "search.run.pipeline",  # settings -> SearchResult: the whole search
+    "SearchSettings": "search.run.settings",  # the options, with the command line's defaults
+    "SearchResult": "search.run.pipeline",  # the study, the counts, the confirmed winner
+    "SearchCallbacks": "search.run.callbacks",  # progress hooks
+    "SearchStats": "search.run.settle",  # the counts of one process's search loop
+    "Winner": "search.results.winner",  # the confirmed winner as stored in the study
 }
 
 __all__ = sorted(_PUBLIC)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from mnist_arch.config import ConfigError
 from mnist_arch.errors import UsageError
 from search.commands import SUMMARIES, load
-from search.masking import mask_url
+from search.study.masking import mask_url
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

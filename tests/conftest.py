@@ -1,16 +1,14 @@
-"""Shared fixtures: real MNIST from $MNIST_ARCH_DATA, and a runner for the CLI in a subprocess."""
+"""Shared fixtures: real MNIST from $MNIST_ARCH_DATA, the small data and space of the worker tests.
+
+Helpers (REPO, run_cli, run_subprocess) are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -21,19 +19,6 @@ def mnist_dir() -> Path:
             pytest.fail("MNIST_ARCH_DATA must point at the MNIST IDX files in CI")
         pytest.skip("set MNIST_ARCH_DATA to a folder with the MNIST IDX files to run this test")
     return Path(folder)
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
-    """Run `mnist-arch ARGS` as a real process; returns the CompletedProcess (text)."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
 
-from search import cli
+from tests.helpers import Result, assert_usage_error, mnist_dir, run_cli, run_subprocess  # noqa: F401
 
 STUDY = "results-small"
 SUBSET = 400  # training images per trial: enough for a few steps of batch 128
@@ -30,50 +25,6 @@ class SmallStudy:
 
 
 _built: dict[str, SmallStudy] = {}
-
-
-def mnist_dir() -> str:
-    folder = os.environ.get("MNIST_ARCH_DATA")
-    if not folder or not Path(folder).is_dir():
-        pytest.skip("MNIST_ARCH_DATA does not point to the MNIST IDX files")
-    return folder
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str) -> Result:
-    """`mnist-arch ARGS` in this process (a subprocess would pay seconds of imports per call)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(list(args))
-        except SystemExit as stop:  # argparse's own errors
-            code = stop.code if isinstance(stop.code, int) else 1
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m search.cli ARGS` as a user runs it, with this checkout first on the path."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def assert_usage_error(result: Result | subprocess.CompletedProcess, *needles: str) -> None:
-    """Exit 2 with exactly one line on stderr naming the problem, no traceback."""
-    assert result.returncode == 2, result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "error:" in lines[0] and "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,9 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.data import DATA_ENV, VALIDATION_SIZE, _read_all
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 POSTGRES_ENV = "MNIST_ARCH_TEST_POSTGRES_URL"
 TRAIN_POOL = 2000  # training images after the fixed validation split; most tests use --subset 300
 TEST_IMAGES = 500  # a short test split keeps each trial's evaluation cheap on 2 cores

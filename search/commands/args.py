@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from search.storage import DEFAULT_STORAGE
+from search.study.storage import DEFAULT_STORAGE
 
 MAX_SEED = 2**32 - 1  # numpy's (and so Optuna's samplers') seed range
 MAX_WORKERS = 64  # worker processes on one machine: each holds its own copy of the data and of torch

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
-from search.benchmark import ConcurrentLevel, append_markdown, run_benchmark
 from search.commands import SUMMARIES
 from search.commands.args import add_data_args, bounded_int, positive_int
-from search.output_paths import check_output_file
+from search.export.output_paths import check_output_file
+from search.run.benchmark import ConcurrentLevel, append_markdown, run_benchmark
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

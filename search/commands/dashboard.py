@@ -7,12 +7,12 @@ import contextlib
 import sys
 
 from mnist_arch.errors import UsageError
-from search.artifacts import artifact_dir_for, open_artifact_store
 from search.commands import SUMMARIES
 from search.commands.args import positive_int
-from search.dashboard import check_port, exposure_warning, serve
-from search.existing import no_study_error, open_existing_storage, study_names
-from search.storage import DEFAULT_STORAGE
+from search.export.artifacts import artifact_dir_for, open_artifact_store
+from search.study.dashboard import check_port, exposure_warning, serve
+from search.study.existing import no_study_error, open_existing_storage, study_names
+from search.study.storage import DEFAULT_STORAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

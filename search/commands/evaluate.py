@@ -15,7 +15,7 @@ from mnist_arch.dataset import DatasetIdentity, describe, fingerprint_of
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import evaluate
 from search.commands import SUMMARIES
-from search.export import CONFIG, load_export
+from search.export.export import CONFIG, load_export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

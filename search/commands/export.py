@@ -11,15 +11,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.errors import UsageError
-from search.artifacts import WEIGHTS, artifact_dir_for, history_of, open_artifact_store, trial_artifact
 from search.commands import SUMMARIES
 from search.commands.args import add_study_args
-from search.config_file import ExportedConfig
-from search.confirm import load_if_stored
-from search.existing import open_existing_study
-from search.export import check_out_dir, versions, write_export
-from search.results import top_trials
-from search.winner import confirmed_winner, trial_label, why_not_optuna_best
+from search.export.artifacts import WEIGHTS, artifact_dir_for, history_of, open_artifact_store, trial_artifact
+from search.export.config_file import ExportedConfig
+from search.export.export import check_out_dir, versions, write_export
+from search.results.confirmations import load_if_stored
+from search.results.table import top_trials
+from search.results.winner import confirmed_winner, trial_label, why_not_optuna_best
+from search.study.existing import open_existing_study
 
 
 def trial_spec(text: str) -> str | int:

@@ -11,19 +11,13 @@ from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DeviceData
 from search.commands import SUMMARIES
 from search.commands.args import add_data_args, add_study_args, non_negative_int, positive_int
-from search.confirm import confirm_with_progress, load_if_stored, missing_seeds
-from search.existing import open_existing_study
-from search.progress import wide_console
-from search.report import (
-    figures,
-    rank_by_confirmation,
-    report_rows,
-    rich_table,
-    winner_line,
-    write_report,
-)
-from search.storage import mask_url
-from search.winner import confirmed_winner
+from search.commands.progress import ConfirmationLines, wide_console
+from search.results.confirmations import load_if_stored, rank_by_confirmation
+from search.results.report import figures, report_rows, rich_table, winner_line, write_report
+from search.results.winner import confirmed_winner
+from search.run.confirmation import confirm_runs
+from search.study.existing import open_existing_study
+from search.study.storage import mask_url
 
 DEFAULT_EPOCHS = 15
 
@@ -72,23 +66,20 @@ def run(args: argparse.Namespace) -> int:
     confirm_info = None
     if args.confirm_seeds:
         epochs = args.epochs or study.user_attrs.get("epochs") or DEFAULT_EPOCHS
-        jobs = [row.job for row in rows]
-        todo = missing_seeds(study, jobs, args.confirm_seeds, epochs, args.subset)
         device = resolve_device(args.device)
-        data = None
-        if todo:
-            mnist = load_mnist(args.data, args.subset)
-            data = DeviceData.from_mnist(mnist, device)
-            console.print(
-                f"confirming {len(jobs)} models with {args.confirm_seeds} seeds: {len(todo)} runs of "
-                f"{epochs} epochs on {len(mnist.train_labels):,} images ({device}); stored runs are reused"
-            )
-        results = confirm_with_progress(
-            console, study, jobs, data, seeds=args.confirm_seeds, epochs=epochs, subset=args.subset
+        results = confirm_runs(
+            study,
+            [row.job for row in rows],
+            lambda: DeviceData.from_mnist(load_mnist(args.data, args.subset), device),
+            what=f"{len(rows)} models",
+            seeds=args.confirm_seeds,
+            epochs=epochs,
+            subset=args.subset,
+            progress=ConfirmationLines(console),
         )
         for row in rows:
             row.confirmation = results[row.label]
-        rows = rank_by_confirmation(rows)
+        rows = rank_by_confirmation(rows, lambda row: row.confirmation)
         confirm_info = {
             "seeds": args.confirm_seeds,
             "epochs": epochs,

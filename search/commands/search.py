@@ -1,17 +1,13 @@
-"""`mnist-arch search`: run (or resume) a study."""
+"""`mnist-arch search`: run (or resume) a study. The search is `search.run.pipeline.search`; this module
+parses its options and prints its progress and results."""
 
 from __future__ import annotations
 
 import argparse
 
-from optuna_dashboard import save_note
+import optuna
 from rich.console import Console
-from rich.markup import escape
 
-from mnist_arch.data import load_mnist
-from mnist_arch.errors import UsageError
-from mnist_arch.trainer import DeviceData
-from search.artifacts import artifact_dir_for
 from search.commands import SUMMARIES
 from search.commands.args import (
     MAX_WORKERS,
@@ -23,24 +19,14 @@ from search.commands.args import (
     seed_int,
     worker_count,
 )
-from search.objective import TrialContext
-from search.output_paths import check_output_folder
-from search.progress import SearchProgress, wide_console
-from search.results import fault_lines, result_table, top_trials
+from search.commands.progress import SearchLines, wide_console
+from search.results.table import fault_lines, result_table
+from search.results.winner import Winner
 from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
-from search.run.engines import ENGINE_CHOICES, expected_in_flight, make_engine, resolve_engine
-from search.run.heartbeat import heartbeat_from_env
-from search.run.interrupts import Interrupted, check_interrupt, interrupts_as_exceptions
-from search.run.scheduler import run_search
+from search.run.interrupts import Interrupted, interrupts_as_exceptions
+from search.run.pipeline import ENGINE_CHOICES, search
 from search.run.settings import SearchSettings
-from search.run.settle import throughput_line
-from search.run.workers import plan_devices, run_workers, trial_line
-from search.storage import mask_url, open_storage, use_wal
-from search.study import OBJECTIVES, PRUNERS, enqueue_baselines, open_search_study
-from search.trials import trained_count
-from search.winner import confirm_winner, confirmed_winner
-from space.budget import require_feasible, require_reachable
-from space.space import SearchSpace
+from search.study.study import OBJECTIVES, PRUNERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -165,127 +151,31 @@ def concurrency_arg(text: str) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     console = wide_console(args.wide)
+    settings = SearchSettings.from_args(args)
     with interrupts_as_exceptions():
         try:
-            return _run(SearchSettings.from_args(args), console)
+            with SearchLines(console) as lines:
+                result = search(settings, lines)
         except Interrupted as error:
             console.print(f"interrupted ({error}): the running trial is marked failed. {_RESUME}")
             return error.exit_code
+        if result.interrupted == "confirmation":
+            console.print(
+                f"interrupted ({result.signal}) during confirmation: finished runs are stored. {_RESUME}"
+            )
+        _print_results(console, result.study, result.winner, settings.wide)
+        if result.interrupted == "workers":
+            console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
+        return result.exit_code
 
 
 _RESUME = "Run the same command again to resume."
 
 
-def check_artifact_folder(args: SearchSettings) -> None:
-    """The folder complete trials' files go to (--artifacts, else beside a SQLite file) must be creatable."""
-    try:
-        folder = artifact_dir_for(args.storage, args.artifacts)
-    except ValueError:
-        raise UsageError(
-            f"no artifact folder can be named after --storage {mask_url(args.storage)}; pass --artifacts DIR"
-        ) from None
-    if folder is not None:
-        check_output_folder(folder, "--artifacts" if args.artifacts else "the artifact folder")
-
-
-def _run(args: SearchSettings, console: Console) -> int:
-    # Everything that can be wrong with the input is checked before the storage is touched, in this
-    # order: space and budget, devices, data, output paths, then the storage and the study's settings.
-    space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
-    max_params = space.max_params
-    require_reachable(space, max_params)
-    require_feasible(space, max_params)
-    devices = plan_devices(args.device, args.workers)
-    mnist = load_mnist(args.data, args.subset)
-    check_artifact_folder(args)
-
-    storage = open_storage(args.storage, heartbeat_from_env())
-    study, new = open_search_study(
-        args, storage, space, mnist, in_flight=expected_in_flight(args.concurrency, devices[0])
-    )
-    use_wal(storage)
-    if new:
-        save_note(study, f"Data: {mnist.identity.summary()}")  # the dashboard's study page names the data
-    if new and not args.no_baselines:
-        enqueue_baselines(study, space)
-    done = trained_count(study)
-    where = ", ".join(map(str, devices)) if len(devices) > 1 else str(devices[0])
-    console.print(
-        f"study '{escape(study.study_name)}' in {escape(mask_url(args.storage))}: {done} trained trial(s), "
-        f"target {args.trials}; {args.workers} worker(s) on {where} "
-        f"({resolve_engine(args.engine, space, devices[0])} engine), "
-        f"{len(mnist.train_labels):,} training images of {escape(mnist.identity.name)}, "
-        f"budget {max_params:,} parameters"
-    )
-    if len(devices) == 1:
-        return _search_here(args, console, study, space, devices[0], mnist, done)
-    del mnist  # each worker loads its own copy
-    check_interrupt()
-    code = run_workers(args, devices, study)
-    interrupted = code in (130, 143)
-    if code == 0:
-
-        def reload() -> DeviceData:  # the workers had their own copies
-            return DeviceData.from_mnist(load_mnist(args.data, args.subset), devices[0])
-
-        code = _confirm(args, console, study, reload)
-    _print_results(console, study, args.confirm_top > 0, args.wide)
-    if interrupted:
-        console.print(f"interrupted: the running trials are marked failed. {_RESUME}")
-    return code
-
-
-def _search_here(args, console, study, space, device, mnist, done) -> int:  # noqa: ANN001
-    """One worker, in this process, with a live progress bar."""
-    key = "val_acc" if args.objective == "val" else "test_acc"
-    with SearchProgress(console, args.trials, done, args.epochs, key) as progress:
-        ctx = TrialContext.from_args(args, space, DeviceData.from_mnist(mnist, device), progress.on_epoch)
-        engine = make_engine(args.engine, space, ctx.data, args.concurrency)
-        stats = run_search(
-            study,
-            ctx,
-            engine,
-            args,
-            on_trial_done=progress.on_trial_done,
-            on_trial_failed=lambda trial: console.print(trial_line(trial)),
-        )
-    console.print(throughput_line(stats), soft_wrap=True)
-    drawn = stats.trained + stats.rejected
-    if drawn:
-        console.print(
-            f"{stats.trained} trained, {stats.pruned} pruned; {stats.rejected} of {drawn} "
-            f"draws were over budget and rejected before training"
-        )
-    code = _confirm(args, console, study, lambda: ctx.data)
-    _print_results(console, study, args.confirm_top > 0, args.wide)
-    return code
-
-
-def _confirm(args, console, study, load_data) -> int:  # noqa: ANN001
-    """Seed-confirm the top trials (--timeout limits new trials only); 0, or the exit code of a signal."""
-    if args.confirm_top == 0:
-        return 0
-    try:
-        confirm_winner(
-            console,
-            study,
-            top_trials(study, args.confirm_top),
-            load_data,
-            seeds=args.confirm_seeds,
-            epochs=study.user_attrs.get("epochs") or args.epochs,
-            subset=args.subset,
-        )
-    except Interrupted as error:
-        console.print(f"interrupted ({error}) during confirmation: finished runs are stored. {_RESUME}")
-        return error.exit_code
-    return 0
-
-
-def _print_results(console: Console, study, confirmed: bool, wide: bool = False) -> None:  # noqa: ANN001
+def _print_results(console: Console, study: optuna.Study, winner: Winner | None, wide: bool) -> None:
     console.print(result_table(study, wide=wide))
     faults = fault_lines(study)
     if faults:
         console.print("not completed: " + "; ".join(faults), highlight=False)
-    winner = confirmed_winner(study)
-    if confirmed and winner is not None:
+    if winner is not None:
         console.print(f"confirmed winner: {winner.line()}", highlight=False)

@@ -12,12 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.trainer import DeviceData, EpochStats, train
-from search.artifacts import state_dict_bytes
 from search.commands import SUMMARIES
 from search.commands.args import add_data_args, positive_int, seed_int
-from search.config_file import ExportedConfig, resolve_config
-from search.export import versions, write_export
-from search.output_paths import check_output_folder
+from search.export.artifacts import state_dict_bytes
+from search.export.config_file import ExportedConfig, resolve_config
+from search.export.export import versions, write_export
+from search.export.output_paths import check_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

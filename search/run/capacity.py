@@ -15,8 +15,11 @@ FUSED_AUTO_CONCURRENCY = 64
 MEMORY_SHARE = 0.5  # of the free device memory; the widest models of a space need about twice the first's
 
 
-def auto_concurrency(engine: str, device: torch.device) -> int:
-    """Trials in flight when --concurrency is auto: 1 on the CPU."""
+def trials_in_flight(concurrency: int | None, engine: str, device: torch.device) -> int:
+    """Trials one process keeps in flight (before memory caps it): `concurrency` when given, else the
+    automatic number for the engine ("separate" | "fused"), 1 on the CPU."""
+    if concurrency is not None:
+        return concurrency
     if device.type != "cuda":
         return 1
     return FUSED_AUTO_CONCURRENCY if engine == "fused" else AUTO_CONCURRENCY

@@ -51,7 +51,12 @@ def failure(key: int, error: Exception) -> Failed | OutOfMemory:
 
 
 class Engine(Protocol):
-    name: str
+    """Trains the trials in flight of one process, each under the scheduler's key (its trial number).
+
+    `admit` starts a run, `advance` trains until some run ends an epoch or fails (events, never raised),
+    `release` drops a run. Runs train exactly as `mnist_arch.trainer.train` would train them alone."""
+
+    name: str  # "separate" | "fused"
     # Called once each epoch's training steps are done, at the point where the engine's memory peaks
     # per trial; the scheduler measures the first trial's memory there.
     memory_probe: Callable[[], None] | None

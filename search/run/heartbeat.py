@@ -18,8 +18,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.errors import UsageError
-from search.optuna_private import heartbeat_storage, stale_trial_ids, trial_id
-from search.storage import Heartbeat
+from search.study.optuna_private import heartbeat_storage, stale_trial_ids, trial_id
+from search.study.storage import Heartbeat
 
 HEARTBEAT_ENV = "MNIST_ARCH_HEARTBEAT"  # "INTERVAL[,GRACE]" in seconds; tests use short ones
 LOST = "worker lost"

@@ -55,8 +55,9 @@ _guard = _Guard()
 
 @contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
-    """Install the SIGINT/SIGTERM handlers for the block (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Install the SIGINT/SIGTERM handlers for the block (main thread only; inside such a block already,
+    nothing changes)."""
+    if threading.current_thread() is not threading.main_thread() or _guard.installed:
         yield
         return
     previous = {signum: signal.signal(signum, _guard.handle) for signum in SIGNALS}

@@ -37,7 +37,13 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from mnist_arch.trainer import EpochStats
-from search.objective import (
+from search.run.capacity import Capacity, trials_in_flight
+from search.run.engine import Engine, EpochEnd, Event, OutOfMemory
+from search.run.heartbeat import beating, fail_stale, keeps_heartbeats
+from search.run.interrupts import check_interrupt, interruptible
+from search.run.settings import SearchSettings
+from search.run.settle import Rejected, SearchStats, tell_outcome
+from search.run.trial import (
     OverBudget,
     PreparedTrial,
     TrialContext,
@@ -45,14 +51,8 @@ from search.objective import (
     finish_trial,
     prepare_trial,
 )
-from search.optuna_private import give_back
-from search.run.capacity import Capacity, auto_concurrency
-from search.run.engine import Engine, EpochEnd, Event, OutOfMemory
-from search.run.heartbeat import beating, fail_stale, keeps_heartbeats
-from search.run.interrupts import check_interrupt, interruptible
-from search.run.settings import SearchSettings
-from search.run.settle import Rejected, SearchStats, tell_outcome
-from search.trials import trained_and_running
+from search.study.optuna_private import give_back
+from search.study.trials import trained_and_running
 
 OOM_ALONE_LIMIT = 3
 
@@ -92,7 +92,7 @@ class _Scheduler:
         self.n_trials, self.timeout = settings.trials, settings.timeout
         self.on_trial_done, self.on_trial_failed = on_trial_done, on_trial_failed
         device = ctx.data.train_x.device
-        self.capacity = Capacity(device, settings.concurrency or auto_concurrency(engine.name, device))
+        self.capacity = Capacity(device, trials_in_flight(settings.concurrency, engine.name, device))
         self.stats = SearchStats()
         self.flights: dict[int, _Flight] = {}  # by trial number, the engine's key
         self.worker = worker_name()

@@ -6,33 +6,36 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields
 
-from search.storage import DEFAULT_STORAGE
+from search.study.storage import DEFAULT_STORAGE
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The search's options, with the command line's defaults."""
+    """The search's options, with the command line's defaults (`mnist-arch search --help` says more).
 
-    study: str = "mnist-arch"
-    storage: str = DEFAULT_STORAGE
+    Every field is the option of the same name (`no_baselines` is --no-baselines); `search.search` takes
+    one, and it is pickled as is into every worker process."""
+
+    study: str = "mnist-arch"  # the study's name in the storage
+    storage: str = DEFAULT_STORAGE  # Optuna storage URL: sqlite:///FILE or postgresql://...
     trials: int = 50  # trained trials the study should hold
     timeout: float | None = None  # seconds after which no new trial starts
-    pruner: str = "rungs"
-    objective: str = "val"
-    no_baselines: bool = False
-    seed: int = 0
-    workers: int = 1
-    artifacts: str | None = None
+    pruner: str = "rungs"  # "rungs" | "median" | "hyperband" | "none"
+    objective: str = "val"  # "val" | "test": the accuracy maximised
+    no_baselines: bool = False  # True: no hand-designed iterations queued in a new study
+    seed: int = 0  # the sampler's; trial N trains with seed + N
+    workers: int = 1  # worker processes on this machine
+    artifacts: str | None = None  # folder of complete trials' files; None: beside a SQLite file
     space: str | None = None  # TOML file overriding the default space
     max_params: int | None = None  # None: the space's
-    epochs: int = 15
-    concurrency: int | None = None  # None: automatic
-    engine: str = "auto"
-    data: str | None = None
-    subset: int | None = None
-    device: str = "auto"
-    confirm_top: int = 5
-    confirm_seeds: int = 3
+    epochs: int = 15  # per trial
+    concurrency: int | None = None  # trials trained at once per process; None: automatic
+    engine: str = "auto"  # "auto" | "separate" | "fused"
+    data: str | None = None  # MNIST folder; None: $MNIST_ARCH_DATA
+    subset: int | None = None  # training images; None: the whole training pool
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:0,cuda:1" (one per worker)
+    confirm_top: int = 5  # searched trials confirmed at the end; 0: no confirmation
+    confirm_seeds: int = 3  # seeds per confirmed model
     wide: bool = False  # every column in the result table
 
     @classmethod

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.errors import UsageError
 from mnist_arch.trainer import DivergedError
-from search.trials import is_trained
+from search.study.trials import is_trained
 
 MAX_CONSECUTIVE_REJECTS = 1000
 
@@ -82,20 +82,24 @@ def tell_outcome(
 
 @dataclass
 class SearchStats:
-    trained: int = 0
-    rejected: int = 0
-    pruned: int = 0
+    """The counts of one process's search loop (a worker's own; trials of other workers are not in them).
+
+    Counts are trials unless named otherwise."""
+
+    trained: int = 0  # complete or pruned: they count towards --trials
+    rejected: int = 0  # over-budget draws, told and never trained
+    pruned: int = 0  # of the trained ones, stopped early by the pruner
     diverged: int = 0  # pruned as diverged (counted: they trained)
     failed: int = 0  # out of memory (the search went on)
     given_back: int = 0  # asked while the study was already full
     requeued: int = 0  # trials of killed workers this worker failed and queued again
-    rejected_in_a_row: int = 0
+    rejected_in_a_row: int = 0  # the current streak of rejected draws
     model_epochs: int = 0  # epochs trained, over all trials
     seconds: float = 0.0  # wall time of the loop
-    max_in_flight: int = 0
+    max_in_flight: int = 0  # most trials trained at once
     bytes_per_trial: int | None = None  # CUDA: peak device memory of the first trial, alone
     bank_steps: int = 0  # fused engine: steps of banks, and of the members in them
-    member_steps: int = 0
+    member_steps: int = 0  # (steps: optimiser steps)
 
     @property
     def model_epochs_per_second(self) -> float:

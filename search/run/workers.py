@@ -2,8 +2,9 @@
 
 The parent has already checked the input, created the study and queued the baselines; it starts the
 workers (spawned: fresh interpreters, so no CUDA or storage state is shared), forwards SIGINT/SIGTERM
-to them, fails the trials of workers that were killed (heartbeat, see search.run.heartbeat) and prints the
-result table at the end. The same command on other machines against the same PostgreSQL joins in.
+to them and fails the trials of workers that were killed (heartbeat, see search.run.heartbeat); each
+worker runs the search loop as one process does (search.run.pipeline). The same command on other
+machines against the same PostgreSQL joins in.
 """
 
 from __future__ import annotations
@@ -16,25 +17,23 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from mnist_arch.data import load_mnist
 from mnist_arch.device import resolve_device
 from mnist_arch.errors import UsageError
-from mnist_arch.trainer import DeviceData
-from search.objective import TrialContext
-from search.run.engines import expected_in_flight, make_engine
 from search.run.heartbeat import fail_stale, heartbeat_from_env
 from search.run.interrupts import SIGNALS, Interrupted, interrupts_as_exceptions
-from search.run.scheduler import run_search, worker_name
 from search.run.settings import SearchSettings
-from search.storage import mask_url, open_storage
-from search.study import open_search_study
-from search.trials import trained_count
-from space.space import SearchSpace
+from search.study.storage import mask_url
+from search.study.trials import trained_count
+
+# A worker's search: (settings, its device, the prefix of its lines); a module-level function, so that
+# it pickles by name into the spawned process (search.run.pipeline's `_search_in_worker`).
+WorkerSearch = Callable[[SearchSettings, torch.device, str], None]
 
 SHARED = ("auto", "cpu", "cuda")  # device specs that several workers may share
 
@@ -73,15 +72,18 @@ def trial_line(trial: FrozenTrial) -> str:
     return line
 
 
-def run_workers(settings: SearchSettings, devices: list[torch.device], study: optuna.Study) -> int:
-    """Start one worker per device, wait for them all; the exit code of the whole search."""
+def run_workers(
+    settings: SearchSettings, devices: list[torch.device], study: optuna.Study, work: WorkerSearch
+) -> int:
+    """Start one worker per device, each running `work`; wait for them all; the exit code of the whole
+    search."""
     context = multiprocessing.get_context("spawn")
     cpu_workers = sum(device.type == "cpu" for device in devices) or 1
     threads = max(1, len(os.sched_getaffinity(0)) // cpu_workers)  # CPU workers share the cores
     processes = [
         context.Process(
             target=_worker_main,
-            args=(settings, index, str(device), threads, os.getpid()),
+            args=(work, settings, index, str(device), threads, os.getpid()),
             name=f"mnist-arch worker {index}",
         )
         for index, device in enumerate(devices)
@@ -137,8 +139,10 @@ def _supervise(processes: list[multiprocessing.process.BaseProcess], study: optu
             fail_stale(study)
 
 
-def _worker_main(settings: SearchSettings, index: int, device: str, threads: int, parent: int) -> None:
-    """One worker process: its own storage connection, sampler seed and copy of the data."""
+def _worker_main(
+    work: WorkerSearch, settings: SearchSettings, index: int, device: str, threads: int, parent: int
+) -> None:
+    """One worker process: `work` with its exit code (0, 1 error, 2 bad input, 128 + N signal N)."""
     prefix = f"[w{index}]"
     code = 0
     with interrupts_as_exceptions():
@@ -146,28 +150,7 @@ def _worker_main(settings: SearchSettings, index: int, device: str, threads: int
             _exit_with_parent(parent)
             if device == "cpu":
                 torch.set_num_threads(threads)
-            space = SearchSpace.load(settings.space, max_params=settings.max_params, epochs=settings.epochs)
-            mnist = load_mnist(settings.data, settings.subset)
-            storage = open_storage(settings.storage, heartbeat_from_env())
-            # The parent's settings check, repeated: the space file or the data may have changed since.
-            study, _ = open_search_study(
-                settings,
-                storage,
-                space,
-                mnist,
-                in_flight=expected_in_flight(settings.concurrency, torch.device(device)),
-                worker=worker_name(),
-            )
-            ctx = TrialContext.from_args(settings, space, DeviceData.from_mnist(mnist, torch.device(device)))
-            engine = make_engine(settings.engine, space, ctx.data, settings.concurrency)
-            print(f"{prefix} worker {worker_name()} on {device}", flush=True)
-            say = lambda t: print(f"{prefix} {trial_line(t)}", flush=True)  # noqa: E731
-            stats = run_search(study, ctx, engine, settings, on_trial_done=say, on_trial_failed=say)
-            print(
-                f"{prefix} done: {stats.trained} trained, {stats.rejected} over budget, "
-                f"{stats.failed} failed, {stats.requeued} lost trial(s) requeued",
-                flush=True,
-            )
+            work(settings, torch.device(device), prefix)
         except Interrupted as error:
             print(f"{prefix} interrupted ({error}): its running trial is marked failed", flush=True)
             code = error.exit_code
