@@ -23,7 +23,7 @@ _PUBLIC = {
     "get_iteration": "mnist_arch.iterations",
     "build_model": "mnist_arch.model",
     "count_params": "mnist_arch.model",
-    "describe": "mnist_arch.model",
+    "describe": "mnist_arch.notation",
     "receptive_field": "mnist_arch.model",
     "summary_text": "mnist_arch.model",
     "DeviceData": "mnist_arch.trainer",

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_arch.config import TrainConfig
-from mnist_arch.data import MEAN, STD
+from mnist_arch.pixels import MEAN, STD
 
 BACKGROUND = -MEAN / STD  # a black pixel after normalisation: what rotation uncovers
 

@@ -31,11 +31,13 @@ import torch
 
 from mnist_arch.dataset import ROLES, DatasetIdentity, FileDigest, build_identity, digest, idx_bytes
 from mnist_arch.errors import UsageError
+from mnist_arch.pixels import MEAN, STD, normalize
+
+__all__ = ["MEAN", "STD", "normalize"]  # re-exported from mnist_arch.pixels
 
 DATA_ENV = "MNIST_ARCH_DATA"
 VALIDATION_SIZE = 5000
 VALIDATION_SEED = 20240501  # fixed for every study, so validation accuracies stay comparable
-MEAN, STD = 0.1307, 0.3081
 MIN_POOL = 128  # one batch at the default batch size: fewer training images leave nothing to learn from
 MIN_TRAINING_IMAGES = VALIDATION_SIZE + MIN_POOL
 CLASSES = 10
@@ -262,8 +264,3 @@ def _torchvision_mnist(root: Path) -> _Source:
     paths = {role: raw_folder / name for role, name in zip(ROLES, _FILES, strict=True)}
     _check_consistent(tensors, paths, digests)
     return _Source(tensors, digests, dict.fromkeys(ROLES))
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28), standardised with MNIST's training mean and std."""
-    return ((images.float() / 255.0 - MEAN) / STD).unsqueeze(1)

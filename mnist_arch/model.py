@@ -12,9 +12,6 @@ import torch
 from torch import nn
 
 from mnist_arch.config import ArchConfig
-from mnist_arch.notation import describe
-
-__all__ = ["describe"]  # re-exported: the notation lives without torch
 
 INPUT_SIDE = 28
 

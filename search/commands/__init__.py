@@ -12,7 +12,7 @@ from types import ModuleType
 SUMMARIES = {
     "search": "run or resume a search",
     "space": "show the search space and how much fits the budget",
-    "baselines": "show the three hand-designed iterations",
+    "baselines": "show the reference designs: the three iterations and the public ones",
     "bench": "time the trainer against the seed-style pipeline",
     "report": "write report.md and report.html: top models next to the three iterations",
     "export": "export a trial: config.json, weights.pt, summary.txt, model.pt2 (and model.onnx)",

@@ -1,48 +1,62 @@
-"""`mnist-arch baselines`: the three hand-designed iterations, their counts and layer tables."""
+"""`mnist-arch baselines`: the reference designs (the three iterations and the public ones), their counts,
+published figures, sources, what the family does not copy exactly, and their layer tables."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from mnist_arch.iterations import ITERATIONS
-from mnist_arch.model import count_params, describe, layer_rows, receptive_field, summary_text
+from mnist_arch.model import count_params, layer_rows, receptive_field, summary_text
+from mnist_arch.notation import describe
+from mnist_arch.references import REFERENCES, Reference
 from search.commands import SUMMARIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("baselines", help=SUMMARIES["baselines"])
     parser.add_argument("--json", action="store_true", help="print a JSON list instead")
+    parser.add_argument("--tables", action="store_true", help="print every reference's layer table")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps([_as_json(it) for it in ITERATIONS], indent=2))
+        print(json.dumps([_as_json(reference) for reference in REFERENCES], indent=2))
         return 0
-    console = Console()
-    for it in ITERATIONS:
-        arch = it.config.arch
+    console = Console(highlight=False)
+    for reference in REFERENCES:
+        arch = reference.config.arch
         console.print(
-            f"[bold]{it.name}[/bold]: {count_params(arch):,} parameters, receptive field "
-            f"{receptive_field(arch)}, {describe(arch)}; published "
-            f"{100 * it.published_test_acc:.2f}% ({it.published_note})"
+            f"[bold]{reference.name}[/bold]: {count_params(arch):,} parameters, receptive field "
+            f"{receptive_field(arch)}, {escape(describe(arch))}, {reference.epochs} epochs; published "
+            f"{reference.published_note}"
         )
-        console.print(summary_text(arch), highlight=False)
+        console.print(f"  source: {escape(reference.source)}")
+        for difference in reference.differences:
+            console.print(f"  not copied exactly: {escape(difference)}")
+        if args.tables or reference.is_iteration:
+            console.print(summary_text(arch))
     return 0
 
 
-def _as_json(it) -> dict:  # noqa: ANN001
-    arch = it.config.arch
+def _as_json(reference: Reference) -> dict[str, Any]:
+    arch = reference.config.arch
     return {
-        "name": it.name,
+        "name": reference.name,
         "params": count_params(arch),
         "receptive_field": receptive_field(arch),
         "architecture": describe(arch),
-        "published_test_acc": it.published_test_acc,
-        "config": it.config.to_dict(),
+        "epochs": reference.epochs,
+        "published_test_acc": reference.published_best,
+        "published_final_test_acc": reference.published_final,
+        "best_epoch": reference.best_epoch,
+        "source": reference.source,
+        "differences": list(reference.differences),
+        "config": reference.config.to_dict(),
         "layers": [
             {"layer": name, "output_shape": [-1, *shape], "params": params}
             for name, shape, params in layer_rows(arch)

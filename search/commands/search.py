@@ -26,7 +26,7 @@ from search.run.capacity import AUTO_CONCURRENCY, FUSED_AUTO_CONCURRENCY
 from search.run.interrupts import Interrupted, interrupts_as_exceptions
 from search.run.pipeline import ENGINE_CHOICES, search
 from search.run.settings import SearchSettings
-from search.study.study import OBJECTIVES, PRUNERS
+from search.study.study import BASELINE_CHOICES, OBJECTIVES, PRUNERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,10 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "exercise's usual, optimistic choice",
     )
     study.add_argument(
-        "--no-baselines",
-        action="store_true",
-        help="do not queue the three hand-designed iterations in a new study",
+        "--baselines",
+        choices=BASELINE_CHOICES,
+        default="iterations",
+        help="references trained first in a new study: the three hand-designed iterations (default), "
+        "all references (`mnist-arch baselines`), or none",
     )
+    study.add_argument("--no-baselines", action="store_true", help="the same as --baselines none")
     study.add_argument(
         "--seed",
         type=seed_int,

@@ -77,7 +77,7 @@ def note_trial(trial: optuna.Trial, headline: str, config: CandidateConfig) -> N
     and its key figures), then the architecture and its layer table."""
     from optuna_dashboard import save_note
 
-    from mnist_arch.model import describe
+    from mnist_arch.notation import describe
 
     save_note(trial, f"{headline}\n\n**{describe(config.arch)}**\n\n```\n{layer_summary(config)}```\n")
 

@@ -18,8 +18,9 @@ from rich.table import Table
 from mnist_arch.config import CandidateConfig
 from mnist_arch.dataset import MNIST, name_of
 from mnist_arch.dataset import describe as describe_data
-from mnist_arch.iterations import ITERATIONS
-from mnist_arch.model import count_params, describe, receptive_field
+from mnist_arch.model import count_params, receptive_field
+from mnist_arch.notation import describe
+from mnist_arch.references import REFERENCE_NAMES, REFERENCES, Reference, get_reference
 from search.results.confirmations import Confirmation, ConfirmJob
 from search.results.plots import (
     Curve,
@@ -83,11 +84,34 @@ def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
         for t in top
     ]
     trained = {t.user_attrs["baseline"]: t for t in baseline_trials(study)}
-    on_mnist = name_of(study.user_attrs.get("dataset")) == MNIST  # the write-up's figures are MNIST's
-    for it in ITERATIONS:
-        published = it.published_test_acc if on_mnist else None
-        rows.append(ReportRow(it.name, it.name, it.config, trained.get(it.name), published))
+    on_mnist = name_of(study.user_attrs.get("dataset")) == MNIST  # the published figures are MNIST's
+    for reference in REFERENCES:  # the iterations always; the other references where trained
+        if reference.is_iteration or reference.name in trained:
+            published = published_figure(reference) if on_mnist else None
+            rows.append(
+                ReportRow(
+                    reference.name, reference.name, reference.config, trained.get(reference.name), published
+                )
+            )
     return rows
+
+
+def published_figure(reference: Reference) -> float:
+    """The published final-epoch test accuracy where the source gives it, else the best epoch's."""
+    return reference.published_final if reference.published_final is not None else reference.published_best
+
+
+def reference_notes(rows: list[ReportRow]) -> list[str]:
+    """One line per public reference in the table: its source, published figure and what is not copied."""
+    notes = []
+    for row in rows:
+        if row.name in REFERENCE_NAMES and not get_reference(row.name).is_iteration:
+            reference = get_reference(row.name)
+            notes.append(
+                f"{reference.name}: {reference.source}; published {reference.published_note}; "
+                f"not copied exactly: {'; '.join(reference.differences)}"
+            )
+    return notes
 
 
 def _pct(value: float | None) -> str:
@@ -252,7 +276,8 @@ def _settings_lines(study: optuna.Study, storage: str, confirm: dict | None) -> 
         f"on {attrs.get('subset') or 'all'} training images",
         f"data: {describe_data(attrs.get('dataset'))}"
         + ("" if name_of(attrs.get("dataset")) == MNIST else "; published figures are MNIST's, not shown"),
-        "val acc / test acc: final epoch of the search run; published: the write-up's best epoch of one run",
+        "val acc / test acc: final epoch of the search run; published: one run's test accuracy, at the "
+        "final epoch where the source gives it (the public references), else the best (the iterations)",
     ]
     lines.append(winner_line(confirmed_winner(study)))
     if confirm and confirm.get("from_search"):
@@ -305,7 +330,7 @@ def write_report(
         if fig.png:
             (out / "plots" / fig.file).write_bytes(fig.png)
     header, cells = table_cells(rows)
-    settings = _settings_lines(study, storage, confirm)
+    settings = _settings_lines(study, storage, confirm) + reference_notes(rows)
     md = [f"# mnist-arch results: study {study.study_name}", ""]
     md += [f"- {line}" for line in settings] + [""]
     md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

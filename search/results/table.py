@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.iterations import ITERATION_NAMES
+from mnist_arch.references import REFERENCE_NAMES
 from search.results.confirmations import Confirmation, load_if_stored
 from search.results.speed import SPEED_NOTE, in_flight, throughput
 from search.results.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
@@ -48,13 +48,13 @@ def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The latest trained trial of each iteration, in iteration order."""
+    """The latest trained trial of each reference queued as a baseline, in reference order."""
     found: dict[str, FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False):
         name = trial.user_attrs.get("baseline")
         if name and is_trained(trial):
             found[name] = trial
-    return [found[name] for name in ITERATION_NAMES if name in found]
+    return [found[name] for name in REFERENCE_NAMES if name in found]
 
 
 def winner_trial(study: optuna.Study, winner: Winner | None) -> FrozenTrial | None:

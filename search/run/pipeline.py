@@ -51,7 +51,8 @@ ENGINE_CHOICES = ("auto", *ENGINES)
 
 
 def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str:
-    """`auto`: fused on CUDA when the space fixes the architecture, else separate.
+    """`auto`: fused on CUDA when the space fixes the architecture and the recipe family the fused banks
+    train (space/recipe.toml), else separate; `fused` for another space is refused.
 
     Fused banks pay off when their members share a shape: on an H200, 32 copies of one model train
     at 9.4 model-epochs/s fused against 5.4 as separate graphs, but 64 random draws of the default
@@ -60,9 +61,14 @@ def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str
     """
     if engine not in ENGINE_CHOICES:
         raise ValueError(f"unknown engine {engine!r}")
+    if engine == "fused" and not space.fused_compatible:
+        raise UsageError(
+            "--engine fused trains the seed's layout with SGD + StepLR and rotation only, and this space "
+            "draws other layers or recipes; use --engine separate, or fix the space as space/recipe.toml does"
+        )
     if engine != "auto":
         return engine
-    return "fused" if device.type == "cuda" and space.fixed_architecture else "separate"
+    return "fused" if device.type == "cuda" and space.fused_compatible else "separate"
 
 
 def make_engine(engine: str, space: SearchSpace, data: DeviceData, concurrency: int | None) -> Engine:
@@ -115,7 +121,7 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
         if new:
             save_note(study, f"Data: {mnist.identity.summary()}")  # the dashboard's study page names the data
         if new and not settings.no_baselines:
-            enqueue_baselines(study, space)
+            enqueue_baselines(study, space, settings.baselines)
         callbacks.started(
             SearchStart(
                 study.study_name,

@@ -22,7 +22,8 @@ class SearchSettings:
     timeout: float | None = None  # seconds after which no new trial starts
     pruner: str = "rungs"  # "rungs" | "median" | "hyperband" | "none"
     objective: str = "val"  # "val" | "test": the accuracy maximised
-    no_baselines: bool = False  # True: no hand-designed iterations queued in a new study
+    baselines: str = "iterations"  # references queued in a new study: "iterations" | "all" | "none"
+    no_baselines: bool = False  # True: none queued (the same as baselines "none")
     seed: int = 0  # the sampler's; trial N trains with seed + N
     workers: int = 1  # worker processes on this machine
     artifacts: str | None = None  # folder of complete trials' files; None: beside a SQLite file

@@ -11,8 +11,9 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.iterations import get_iteration
-from mnist_arch.model import describe, receptive_field
+from mnist_arch.model import receptive_field
+from mnist_arch.notation import describe
+from mnist_arch.references import get_reference
 from mnist_arch.trainer import DeviceData, EpochStats, TrainResult
 from search.export.artifacts import artifact_dir_for, note_trial, open_artifact_store, publish_trial
 from search.run.settings import SearchSettings
@@ -68,7 +69,7 @@ def trial_config(trial: optuna.Trial, space: SearchSpace) -> CandidateConfig:
     baseline = trial.user_attrs.get("baseline")
     if baseline is None:
         return space.suggest(trial)
-    config = get_iteration(baseline).config
+    config = get_reference(baseline).config
     if not space.outside(config):
         space.suggest(trial)  # records the baseline's point so the sampler learns from it
     return config

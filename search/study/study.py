@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from mnist_arch.errors import UsageError
-from mnist_arch.iterations import ITERATIONS
+from mnist_arch.references import REFERENCES
 from search.study.pruners import RUNG_KEEP, RUNG_Z, ReportedMedianPruner, RungPruner, default_rungs
 from space.space import SearchSpace
 
@@ -223,8 +223,15 @@ def open_study(
     return study, new
 
 
-def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> None:
-    """Queue the three iterations first; a baseline outside a narrowed space is trained as is."""
-    for iteration in ITERATIONS:
-        params = space.params_for(iteration.config) if not space.outside(iteration.config) else {}
-        study.enqueue_trial(params, user_attrs={"baseline": iteration.name})
+BASELINE_CHOICES = ("iterations", "all", "none")
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, which: str = "iterations") -> None:
+    """Queue the references first (the three iterations, all, or none); a reference outside the space
+    (a narrowed one, or a budget it does not fit) is trained as it is, marked as a baseline."""
+    if which not in BASELINE_CHOICES:
+        raise ValueError(f"unknown baselines {which!r}")
+    chosen = [r for r in REFERENCES if which == "all" or (which == "iterations" and r.is_iteration)]
+    for reference in chosen:
+        params = space.params_for(reference.config) if not space.outside(reference.config) else {}
+        study.enqueue_trial(params, user_attrs={"baseline": reference.name})

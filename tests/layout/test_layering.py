@@ -25,10 +25,10 @@ LAYERS = (
     "space",
     "mnist_arch",
 )
-# The longest chain of imports, counted in modules. It was 11 before the layout by role. Six of the
-# nine levels are mnist_arch's own (fused -> members -> trainer -> augment -> data -> dataset), under
-# search.run.fused, search.run.pipeline and search.commands.search; 8 needs a shallower mnist_arch.
-MAX_DEPTH = 9
+# The longest chain of imports, counted in modules. It was 11 before the layout by role; the pixel
+# normalisation in its own module keeps the trainer off the data loader (mnist_arch's chain is
+# fused -> members -> trainer -> augment -> config).
+MAX_DEPTH = 8
 
 
 def _modules() -> dict[str, Path]:

@@ -12,7 +12,8 @@ from torch import nn
 from mnist_arch.config import ArchConfig, CandidateConfig, ConfigError, Stage, TrainConfig
 from mnist_arch.iterations import ITERATIONS
 from mnist_arch.members import fused_unsupported
-from mnist_arch.model import build_model, count_params, describe, layer_plan
+from mnist_arch.model import build_model, count_params, layer_plan
+from mnist_arch.notation import describe
 from mnist_arch.references import PUBLIC, REFERENCES, get_reference
 
 V1_ITERATION_1 = {

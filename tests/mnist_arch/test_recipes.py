@@ -9,8 +9,8 @@ import torch
 
 from mnist_arch.augment import augment, draw_augmentation
 from mnist_arch.config import CandidateConfig, TrainConfig
-from mnist_arch.data import MEAN, STD
 from mnist_arch.iterations import ITERATIONS
+from mnist_arch.pixels import MEAN, STD
 from mnist_arch.references import get_reference
 from mnist_arch.trainer import DeviceData, TrainingRun, train
 
