@@ -29,6 +29,7 @@ from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATION_NAMES, get_iteration
 from mnist_arch.model import INPUT_SIDE, Layer, count_params, layer_plan
+from mnist_arch.regular_files import open_regular, read_at_most
 
 ACCURACY_KEYS = {"val_acc", "test_acc"}
 CONFIRMATION = "confirmation"  # accuracies.confirmation: the model's seed confirmation in its study
@@ -57,6 +58,7 @@ INPUT_SHAPE = ["N", 1, INPUT_SIDE, INPUT_SIDE]
 PIXEL_SCALE = "raw grey values 0-255 (uint8 in the MNIST IDX files) divided by 255"
 NORMALISATION = "x = (pixels / 255 - mean) / std, per pixel, before the first layer"
 STANDALONE_KEYS = {"input", "output", "files", "skipped"}
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; more is not one
 
 
 @dataclass(frozen=True)
@@ -144,14 +146,19 @@ def load_config_file(path: Path) -> ExportedConfig:
 
 def read_json(path: Path) -> Any:
     """The JSON document in `path`: UTF-8 (a byte-order mark is allowed), finite numbers only."""
+    if path.is_dir():
+        raise UsageError(f"config {path} is a folder; name the config.json file inside it")
     try:
-        raw = path.read_bytes()
+        with open_regular(path, "config") as file:
+            raw = read_at_most(file, MAX_CONFIG_BYTES)
     except IsADirectoryError:
         raise UsageError(f"config {path} is a folder; name the config.json file inside it") from None
     except PermissionError:
         raise UsageError(f"cannot read config {path}: permission denied; make it readable") from None
     except OSError as error:
         raise UsageError(f"cannot read config {path}: {error.strerror or error}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"config {path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a config.json")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

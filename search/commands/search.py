@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from mnist_arch.data import load_mnist
 from mnist_arch.errors import UsageError
+from mnist_arch.regular_files import require_regular
 from mnist_arch.trainer import DeviceData
 from search.artifacts import artifact_dir_for
 from search.commands import SUMMARIES
@@ -191,6 +192,8 @@ def check_artifact_folder(args: SearchSettings) -> None:
 def _run(args: SearchSettings, console: Console) -> int:
     # Everything that can be wrong with the input is checked before the storage is touched, in this
     # order: space and budget, devices, data, output paths, then the storage and the study's settings.
+    if args.space is not None:  # the space reader would block on a FIFO
+        require_regular(args.space, "space file")
     space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
     max_params = space.max_params
     require_reachable(space, max_params)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mnist_arch.regular_files import require_regular
 from search.commands import SUMMARIES
 from search.commands.args import positive_int
 from space.budget import WALL, draw_stats, reachable_params, require_reachable
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.space is not None:  # the space reader would block on a FIFO
+        require_regular(args.space, "space file")
     space = SearchSpace.load(args.space, max_params=args.max_params, epochs=args.epochs)
     max_params = space.max_params
     require_reachable(space, max_params)
