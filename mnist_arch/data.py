@@ -111,6 +111,12 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, subset: int | Non
         pool_images,
         (MEAN, STD),
     )
+    if subset is not None and subset > len(pool_labels):
+        raise UsageError(
+            f"--subset {subset:,} is more than the {len(pool_labels):,} images of the training pool "
+            f"({len(train_labels):,} training images less the {VALIDATION_SIZE:,}-image validation split); "
+            f"give at most {len(pool_labels):,}, or leave --subset out to train on them all"
+        )
     if subset is not None:
         pool_images, pool_labels = pool_images[:subset], pool_labels[:subset]
     return Mnist(
