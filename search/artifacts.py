@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
+from mnist_arch.errors import UsageError
 from search.optuna_private import storage_of
 
 if TYPE_CHECKING:  # torch and the model are imported where used: `dashboard` reads artifacts without them
@@ -113,8 +115,16 @@ def trial_artifact(
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage_of(study))
     for meta in reversed(metas):  # the latest upload wins
         if meta.filename == filename:
-            with store.open_reader(meta.artifact_id) as reader:
-                return reader.read()
+            try:
+                with store.open_reader(meta.artifact_id) as reader:
+                    return reader.read()
+            except ArtifactNotFound:
+                where = Path(getattr(store, "_base_path", "")) / meta.artifact_id
+                raise UsageError(
+                    f"trial {trial.number}'s {filename} is recorded in the study but missing from the "
+                    f"artifact folder: looked for {where}; pass --artifacts DIR if the "
+                    "files were moved, or retrain its config with `mnist-arch train`"
+                ) from None
     return None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ INPUT_SHAPE = ["N", 1, INPUT_SIDE, INPUT_SIDE]
 PIXEL_SCALE = "raw grey values 0-255 (uint8 in the MNIST IDX files) divided by 255"
 NORMALISATION = "x = (pixels / 255 - mean) / std, per pixel, before the first layer"
 STANDALONE_KEYS = {"input", "output", "files", "skipped"}
+WEIGHTS_SHA256 = "weights_sha256"  # the sha256 of weights.pt beside it
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; more is not one
 
 
@@ -76,6 +78,7 @@ class ExportedConfig:
     # (mean, std) the weights expect their input standardised with; exports that predate the `input`
     # block were trained with the same constants
     normalisation: tuple[float, float] = (MEAN, STD)
+    weights_sha256: str | None = None  # of weights.pt, written by export; older exports have none
 
     def to_dict(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -92,6 +95,8 @@ class ExportedConfig:
             data["dataset"] = self.dataset if isinstance(self.dataset, str) else dict(self.dataset)
         if self.standalone is not None:
             data["standalone"] = dict(self.standalone)
+        if self.weights_sha256 is not None:
+            data[WEIGHTS_SHA256] = self.weights_sha256
         return data
 
     def to_json(self) -> str:
@@ -107,6 +112,13 @@ class ExportedConfig:
         accuracies, trained = rest.pop("accuracies", {}), rest.pop("trained", {})
         contract, model = rest.pop("input", None), rest.pop("model", None)
         dataset, standalone = rest.pop("dataset", None), rest.pop("standalone", None)
+        weights_sha256 = rest.pop(WEIGHTS_SHA256, None)
+        if weights_sha256 is not None and not (
+            isinstance(weights_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", weights_sha256)
+        ):
+            raise ConfigError(
+                f"'{WEIGHTS_SHA256}' must be 64 lowercase hex digits (the sha256 of weights.pt)"
+            )
         confirmation = None
         if isinstance(accuracies, dict) and CONFIRMATION in accuracies:
             accuracies = dict(accuracies)
@@ -133,6 +145,7 @@ class ExportedConfig:
             dataset,
             _standalone(standalone),
             _normalisation(contract, config.arch),
+            weights_sha256,
         )
 
 
