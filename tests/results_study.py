@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from search import cli
+from tests.conftest import skip_outside_ci
 
 STUDY = "results-small"
 SUBSET = 400  # training images per trial: enough for a few steps of batch 128
@@ -35,7 +36,7 @@ _built: dict[str, SmallStudy] = {}
 def mnist_dir() -> str:
     folder = os.environ.get("MNIST_ARCH_DATA")
     if not folder or not Path(folder).is_dir():
-        pytest.skip("MNIST_ARCH_DATA does not point to the MNIST IDX files")
+        skip_outside_ci("MNIST_ARCH_DATA does not point to the MNIST IDX files")
     return folder
 
 

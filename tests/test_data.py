@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
@@ -223,7 +222,7 @@ def test_a_broken_link_is_refused_with_the_reason(valid, target: str) -> None:
     refused(valid, f"{link} cannot be read ({reason})")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.unprivileged
 def test_an_unreadable_file_is_refused(valid) -> None:
     locked = valid / "train-labels-idx1-ubyte.gz"
     locked.chmod(0)
