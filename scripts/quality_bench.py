@@ -31,6 +31,8 @@ sys.path.insert(0, str(REPO))
 from scripts.replay_pruners import replace_section  # noqa: E402
 from search.winner import confirmed_winner  # noqa: E402
 
+SECTION = "## Search quality"  # its own: the replay's writer owns "## Pruner replay"
+
 SECTION = "## Search quality"
 
 
@@ -134,7 +136,7 @@ def main() -> None:
     print()
     print(body)
     if args.out:
-        replace_section(args.out, body)
+        replace_section(args.out, body, SECTION)
 
 
 if __name__ == "__main__":
