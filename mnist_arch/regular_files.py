@@ -40,9 +40,10 @@ def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
 
 
 def require_regular(path: str | os.PathLike[str], what: str) -> None:
-    """A UsageError when `path` exists and is not a regular file (a FIFO, a device, a socket)."""
+    """A UsageError when `path` exists and is a FIFO, a device or a socket (a folder is left to the
+    reader, which names it in its own words)."""
     reason = not_regular_reason(path)
-    if reason is not None:
+    if reason is not None and reason != "a folder":
         raise UsageError(f"{what} {path} is {reason}, not a regular file; give the path of a file")
 
 
