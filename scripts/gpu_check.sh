@@ -104,10 +104,10 @@ done
 
 echo
 echo "=== figures"
+show() { [ -f "$OUT/$1.log" ] && grep -h -E "$2" "$OUT/$1.log" | sed "s/^/$1: /"; }
 show readme "confirmed winner|iteration-3|model-epochs/s|trained, .* pruned"
 for name in quality-8000 quality-5000; do show $name "^\| [0-9]"; done
 show replay "^\| rungs"
-show() { [ -f "$OUT/$1.log" ] && grep -h -E "$2" "$OUT/$1.log" | sed "s/^/$1: /"; }
 for name in fused-search separate-search fused-recipe separate-recipe; do
     show $name "model-epochs/s, up to|trained, .* pruned"
 done

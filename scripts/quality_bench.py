@@ -33,6 +33,8 @@ from search import SearchSettings, search  # noqa: E402
 from search.commands.progress import SearchLines, wide_console  # noqa: E402
 from search.results.winner import confirmed_winner  # noqa: E402
 
+SECTION = "## Search quality"  # its own: the replay's writer owns "## Pruner replay"
+
 SECTION = "## Search quality"
 
 
@@ -140,7 +142,7 @@ def main() -> None:
     print()
     print(body)
     if args.out:
-        replace_section(args.out, body)
+        replace_section(args.out, body, SECTION)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from mnist_arch.errors import UsageError
+from mnist_arch.regular_files import require_regular
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     where = f"space file {path}"
     if "\0" in str(path):
         raise UsageError(f"--space {str(path)!r} contains a NUL character; give the path of a TOML file")
+    require_regular(path, "space file")  # a FIFO would block the read below
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_SPACE_FILE_BYTES + 1)

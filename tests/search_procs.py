@@ -16,7 +16,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_arch.data import DATA_ENV, VALIDATION_SIZE, _read_all
-from tests.helpers import REPO
+from tests.helpers import REPO, skip_outside_ci
 
 ROOT = REPO
 POSTGRES_ENV = "MNIST_ARCH_TEST_POSTGRES_URL"
@@ -35,7 +35,7 @@ def small_mnist(folder: Path) -> Path:
     """The first images of the real MNIST, written as the four gzipped IDX files."""
     source = os.environ.get(DATA_ENV)
     if not source or not Path(source).is_dir():
-        pytest.skip(f"needs the real MNIST: set {DATA_ENV} to its folder")
+        skip_outside_ci(f"needs the real MNIST: set {DATA_ENV} to its folder")
     train_x, train_y, test_x, test_y = _read_all(source)
     n_train = VALIDATION_SIZE + TRAIN_POOL
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,17 +8,22 @@ recorded test accuracy exactly: retraining on a GPU (CUDA graphs, atomics) is no
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
+from mnist_arch.errors import UsageError
 from search.study.optuna_private import storage_of
 
 if TYPE_CHECKING:  # torch and the model are imported where used: `dashboard` reads artifacts without them
@@ -46,7 +51,28 @@ def artifact_dir_for(storage_url: str, override: str | None = None) -> Path | No
     return Path(f"{name}.artifacts") if name else None
 
 
-def open_artifact_store(folder: Path | None, *, create: bool) -> FileSystemArtifactStore | None:
+class AtomicArtifactStore(FileSystemArtifactStore):
+    """Optuna's file store, but a file appears whole or not at all: written to a temporary name beside
+    it, then renamed. A full disk leaves no truncated artifact behind."""
+
+    def __init__(self, base_path: Path) -> None:
+        super().__init__(base_path)
+        self.folder = Path(base_path)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        target = self.folder / artifact_id
+        fd, temporary = tempfile.mkstemp(prefix=f".{artifact_id}-", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                shutil.copyfileobj(content_body, file)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def open_artifact_store(folder: Path | None, *, create: bool) -> AtomicArtifactStore | None:
     """The store in `folder`; created when `create`, else None if the folder does not exist."""
     if folder is None:
         return None
@@ -54,7 +80,7 @@ def open_artifact_store(folder: Path | None, *, create: bool) -> FileSystemArtif
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
         return None
-    return FileSystemArtifactStore(folder)
+    return AtomicArtifactStore(folder)
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
@@ -95,13 +121,21 @@ def publish_trial(
         SUMMARY: layer_summary(config).encode(),
         CURVE: learning_curve_png(result.history, title=f"trial {trial.number}"),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, content in files.items():
-            path = Path(tmp) / name
-            path.write_bytes(content)
-            optuna.artifacts.upload_artifact(
-                artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=MIMETYPES[name]
-            )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in files.items():
+                path = Path(tmp) / name
+                path.write_bytes(content)
+                optuna.artifacts.upload_artifact(
+                    artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=MIMETYPES[name]
+                )
+    except OSError as error:  # a full disk, a file size limit: the trial fails, no file is left half-written
+        where = getattr(store, "folder", "the artifact folder")
+        raise UsageError(
+            f"cannot write trial {trial.number}'s files to {where}: "
+            f"{error.strerror or error}; free space (or pass --artifacts DIR elsewhere) and run the command "
+            "again to resume (the trial is marked failed)"
+        ) from None
 
 
 def trial_artifact(
@@ -113,8 +147,16 @@ def trial_artifact(
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage_of(study))
     for meta in reversed(metas):  # the latest upload wins
         if meta.filename == filename:
-            with store.open_reader(meta.artifact_id) as reader:
-                return reader.read()
+            try:
+                with store.open_reader(meta.artifact_id) as reader:
+                    return reader.read()
+            except ArtifactNotFound:
+                where = Path(getattr(store, "_base_path", "")) / meta.artifact_id
+                raise UsageError(
+                    f"trial {trial.number}'s {filename} is recorded in the study but missing from the "
+                    f"artifact folder: looked for {where}; pass --artifacts DIR if the "
+                    "files were moved, or retrain its config with `mnist-arch train`"
+                ) from None
     return None
 
 

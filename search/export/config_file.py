@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
 from mnist_arch.iterations import ITERATION_NAMES, get_iteration
 from mnist_arch.model import INPUT_SIDE, Layer, count_params, layer_plan
+from mnist_arch.regular_files import open_regular, read_at_most
 
 ACCURACY_KEYS = {"val_acc", "test_acc"}
 CONFIRMATION = "confirmation"  # accuracies.confirmation: the model's seed confirmation in its study
@@ -57,6 +59,8 @@ INPUT_SHAPE = ["N", 1, INPUT_SIDE, INPUT_SIDE]
 PIXEL_SCALE = "raw grey values 0-255 (uint8 in the MNIST IDX files) divided by 255"
 NORMALISATION = "x = (pixels / 255 - mean) / std, per pixel, before the first layer"
 STANDALONE_KEYS = {"input", "output", "files", "skipped"}
+WEIGHTS_SHA256 = "weights_sha256"  # the sha256 of weights.pt beside it
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; more is not one
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class ExportedConfig:
     # (mean, std) the weights expect their input standardised with; exports that predate the `input`
     # block were trained with the same constants
     normalisation: tuple[float, float] = (MEAN, STD)
+    weights_sha256: str | None = None  # of weights.pt, written by export; older exports have none
 
     def to_dict(self) -> dict[str, Any]:
         data = self.config.to_dict()
@@ -90,6 +95,8 @@ class ExportedConfig:
             data["dataset"] = self.dataset if isinstance(self.dataset, str) else dict(self.dataset)
         if self.standalone is not None:
             data["standalone"] = dict(self.standalone)
+        if self.weights_sha256 is not None:
+            data[WEIGHTS_SHA256] = self.weights_sha256
         return data
 
     def to_json(self) -> str:
@@ -105,6 +112,13 @@ class ExportedConfig:
         accuracies, trained = rest.pop("accuracies", {}), rest.pop("trained", {})
         contract, model = rest.pop("input", None), rest.pop("model", None)
         dataset, standalone = rest.pop("dataset", None), rest.pop("standalone", None)
+        weights_sha256 = rest.pop(WEIGHTS_SHA256, None)
+        if weights_sha256 is not None and not (
+            isinstance(weights_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", weights_sha256)
+        ):
+            raise ConfigError(
+                f"'{WEIGHTS_SHA256}' must be 64 lowercase hex digits (the sha256 of weights.pt)"
+            )
         confirmation = None
         if isinstance(accuracies, dict) and CONFIRMATION in accuracies:
             accuracies = dict(accuracies)
@@ -131,6 +145,7 @@ class ExportedConfig:
             dataset,
             _standalone(standalone),
             _normalisation(contract, config.arch),
+            weights_sha256,
         )
 
 
@@ -144,14 +159,19 @@ def load_config_file(path: Path) -> ExportedConfig:
 
 def read_json(path: Path) -> Any:
     """The JSON document in `path`: UTF-8 (a byte-order mark is allowed), finite numbers only."""
+    if path.is_dir():
+        raise UsageError(f"config {path} is a folder; name the config.json file inside it")
     try:
-        raw = path.read_bytes()
+        with open_regular(path, "config") as file:
+            raw = read_at_most(file, MAX_CONFIG_BYTES)
     except IsADirectoryError:
         raise UsageError(f"config {path} is a folder; name the config.json file inside it") from None
     except PermissionError:
         raise UsageError(f"cannot read config {path}: permission denied; make it readable") from None
     except OSError as error:
         raise UsageError(f"cannot read config {path}: {error.strerror or error}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"config {path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a config.json")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

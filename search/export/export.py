@@ -4,11 +4,15 @@ standalone programs model.pt2 and (with the `onnx` extra) model.onnx.
 config.json states the input contract and the layers (search.export.config_file), so weights.pt can be used
 with torch alone; the programs need not even that: they take raw pixels (search.export.standalone).
 A folder is written completely or not at all: files go to a temporary sibling that is renamed into
-place, so an interrupted export never leaves half a model behind.
+place, so an interrupted export never leaves half a model behind, two exports into one new folder never
+mix (the second is refused), and --force replaces the whole folder. config.json records the sha256 of
+weights.pt (`weights_sha256`), which `load_export` checks; exports without it still load.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import importlib.metadata
 import io
 import os
@@ -23,6 +27,7 @@ import torch
 from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
 from mnist_arch.model import Net, build_model
+from mnist_arch.regular_files import open_regular, read_at_most
 from mnist_arch.trainer import EpochStats
 from search.export.artifacts import CURVE, SUMMARY, WEIGHTS, layer_summary
 from search.export.config_file import ExportedConfig, load_config_file
@@ -57,7 +62,9 @@ def write_export(
     """Write the export folder; returns the file names written."""
     check_out_dir(out, force)
     programs = build_programs(_model_from_bytes(exported, weights))
-    exported = replace(exported, standalone=programs.description())
+    exported = replace(
+        exported, standalone=programs.description(), weights_sha256=hashlib.sha256(weights).hexdigest()
+    )
     files = {
         CONFIG: exported.to_json().encode(),
         WEIGHTS: weights,
@@ -69,7 +76,7 @@ def write_export(
 
         files[CURVE] = learning_curve_png(history, title=exported.trained.get("source", "learning curve"))
     try:
-        _write_atomically(out, files)
+        _write_atomically(out, files, force)
     except OSError as error:
         raise UsageError(f"cannot write the export to {out}: {error.strerror or error}") from None
     return list(files)
@@ -110,22 +117,36 @@ def _model_from_bytes(exported: ExportedConfig, weights: bytes) -> Net:
     return model.eval()
 
 
-def _write_atomically(out: Path, files: dict[str, bytes]) -> None:
+def _write_atomically(out: Path, files: dict[str, bytes], force: bool) -> None:
+    """Write `files` into a temporary sibling, then rename it to `out`: the folder appears whole or not at
+    all. Without `force` an `out` that another export filled meanwhile is refused (a rename never replaces
+    a folder that holds files); with `force` the whole old folder is replaced, so no file of another model
+    stays beside the new config."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would make the renamed export private
+    old: Path | None = None
     try:
         for name, content in files.items():
             (staging / name).write_bytes(content)
-        if out.is_dir() and any(out.iterdir()):  # --force: replace our files, keep the others
-            for name in files:
-                os.replace(staging / name, out / name)
-        else:
-            if out.is_dir():
-                out.rmdir()
-            staging.rename(out)
+        if force and out.is_dir() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+            os.replace(out, old / out.name)
+        try:
+            os.rename(staging, out)  # replaces an empty folder; fails on one that holds files
+        except OSError as error:
+            if old is not None:
+                os.replace(old / out.name, out)  # put the old export back
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise UsageError(
+                    f"--out {out} was filled by another export while this one ran; nothing written: "
+                    "choose another folder or pass --force"
+                ) from None
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def load_export(folder: Path, device: torch.device) -> tuple[ExportedConfig, Net]:
@@ -144,8 +165,16 @@ def load_export(folder: Path, device: torch.device) -> tuple[ExportedConfig, Net
             f"{folder / CONFIG} records input mean {mean} and std {std}, but this version of mnist-arch "
             f"normalises with {MEAN} and {STD}; run the export's model.pt2, which carries its own"
         )
+    weights = _read_weights(folder / WEIGHTS)
+    if exported.weights_sha256 is not None:
+        actual = hashlib.sha256(weights).hexdigest()
+        if actual != exported.weights_sha256:
+            raise UsageError(
+                f"{folder / WEIGHTS} is not the file exported with {CONFIG}: its sha256 is {actual[:16]}..., "
+                f"{CONFIG} records {exported.weights_sha256[:16]}...; export the model again"
+            )
     try:
-        state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file means the same to the user
         raise UsageError(f"{folder / WEIGHTS} is not a saved state_dict ({type(error).__name__})") from None
     model = build_model(exported.config.arch)
@@ -163,3 +192,19 @@ def load_export(folder: Path, device: torch.device) -> tuple[ExportedConfig, Net
             )
     model.load_state_dict(state)
     return exported, model.to(device).eval()
+
+
+MAX_WEIGHTS_BYTES = 1 << 30  # the models have tens of thousands of parameters: far below a GiB
+
+
+def _read_weights(path: Path) -> bytes:
+    try:
+        with open_regular(path, "weights") as file:
+            weights = read_at_most(file, MAX_WEIGHTS_BYTES)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(weights) > MAX_WEIGHTS_BYTES:
+        raise UsageError(
+            f"{path} is over {MAX_WEIGHTS_BYTES >> 30} GiB: not the weights of an exported model"
+        )
+    return weights

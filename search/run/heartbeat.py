@@ -23,6 +23,7 @@ from search.study.storage import Heartbeat
 
 HEARTBEAT_ENV = "MNIST_ARCH_HEARTBEAT"  # "INTERVAL[,GRACE]" in seconds; tests use short ones
 LOST = "worker lost"
+MAX_HEARTBEAT_SECONDS = 86_400  # threading waits refuse timeouts past ~2**31 s; a day is plenty
 
 
 def heartbeat_from_env() -> Heartbeat:
@@ -36,6 +37,11 @@ def heartbeat_from_env() -> Heartbeat:
         values = []
     if len(values) not in (1, 2) or min(values) < 1:
         raise UsageError(f"{HEARTBEAT_ENV} must be INTERVAL or INTERVAL,GRACE in whole seconds, got {text!r}")
+    if max(values) > MAX_HEARTBEAT_SECONDS:
+        raise UsageError(
+            f"{HEARTBEAT_ENV}={text!r}: interval and grace must be at most {MAX_HEARTBEAT_SECONDS} s "
+            "(a day); a lost worker's trial is found after the grace period"
+        )
     interval = values[0]
     grace = values[1] if len(values) == 2 else 6 * interval
     if grace <= interval:

@@ -3,8 +3,9 @@
 Where a password can sit in a storage URL:
 - the userinfo, `scheme://user:PASSWORD@host`, percent-encoded or not (a raw `@` or space in it too);
 - the query string, `?password=...` or `&password=...`, which libpq and SQLAlchemy accept, in any
-  case; `sslpassword` (the client key's passphrase) and MySQL's `passwd` are secrets too. `passfile`
-  is a path to a password file, not a secret, so it stays visible.
+  case and with the key percent-encoded (`pass%77ord`, which SQLAlchemy decodes); `sslpassword` (the
+  client key's passphrase) and MySQL's `passwd` are secrets too. `passfile` is a path to a password
+  file, not a secret, so it stays visible.
 
 A text that merely contains URLs (an error message, a traceback) has each URL-like part masked, and
 the passwords of the storages this process opened are masked wherever they appear, since a driver's
@@ -27,7 +28,15 @@ _USERINFO_TOKEN = re.compile(rf"(?P<head>{_SCHEME}[^:/@\s]*:)(?P<secret>\S*)(?P<
 _USERINFO_BLANKS = re.compile(rf"(?P<head>{_SCHEME}[^:/@\s]*:)(?P<secret>[^/@\n]*)(?P<tail>@)", re.I)
 # In free text: password=value in a URL's query (to the next "&", quote or line end), as a libpq
 # keyword (a blank ends it unless it is quoted), and 'password': 'value' in a dict's repr.
-_QUERY_IN_TEXT = re.compile(rf"(?P<head>(?<=[?&;])(?P<key>{_SECRET_KEY})=)(?P<secret>[^&'\"\n]*)", re.I)
+# The key may be percent-encoded (pass%77ord), which SQLAlchemy decodes: any key is matched, and
+# `_masked` keeps the ones that do not decode to a secret's name. In free text the value ends at a blank
+# unless another parameter ("&") follows on the line, and a closing ":,;.)" stays, so that the message
+# after a URL survives.
+_ANY_KEY = r"[a-z0-9_%.+-]+"
+_TEXT_VALUE = r"""[^&'"\n]*(?=&)|[^&'"\s]*?(?=[:,;.)]*(?:[\s'"]|$))"""
+_QUERY_IN_TEXT = re.compile(
+    rf"(?P<head>(?<=[?&;])(?P<key>{_ANY_KEY})=)(?!\*\*\*)(?P<secret>{_TEXT_VALUE})", re.I
+)
 _KEYWORD = re.compile(
     rf"(?P<head>(?:^|(?<=[\s(,]))(?P<key>{_SECRET_KEY})\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s'\",)]*)",
     re.I | re.M,
@@ -36,7 +45,7 @@ _QUOTED_KEY_VALUE = re.compile(
     rf"(?P<head>['\"]{_SECRET_KEY}['\"]\s*:\s*(?P<q>['\"]))(?P<secret>.*?)(?=(?P=q))", re.I
 )
 # password=value in a URL's query string: the value runs to the next "&", blanks included.
-_QUERY_PARAMETER = re.compile(rf"(?P<head>[?&;](?P<key>{_SECRET_KEY})=)(?P<secret>[^&]*)", re.I)
+_QUERY_PARAMETER = re.compile(rf"(?P<head>[?&;](?P<key>{_ANY_KEY})=)(?P<secret>[^&]*)", re.I)
 # Shorter passwords are masked inside URLs only: blanking every "ab" of a text would garble it.
 _MIN_REMEMBERED = 4
 
@@ -65,7 +74,11 @@ def url_secrets(url: str) -> list[str]:
     start, end = _userinfo_password_span(url)
     secrets = [url[start:end]] if end > start else []
     query = _query_of(url, end)
-    secrets += [m["secret"] for m in _QUERY_PARAMETER.finditer(query)]
+    secrets += [
+        m["secret"]
+        for m in _QUERY_PARAMETER.finditer(query)
+        if re.fullmatch(_SECRET_KEY, unquote(m["key"]), re.I)
+    ]
     from sqlalchemy.engine import make_url  # here: the CLI's --help does not pay for importing SQLAlchemy
 
     try:  # what the driver receives, decoded: it may differ in form from the text
@@ -124,6 +137,9 @@ def _query_of(url: str, userinfo_end: int) -> str:
 
 
 def _masked(match: re.Match) -> str:
+    key = match.groupdict().get("key")
+    if key is not None and not re.fullmatch(_SECRET_KEY, unquote(key), re.I):
+        return match[0]
     return match["head"] + MASK if match["secret"] else match[0]
 
 

@@ -13,7 +13,9 @@ A search opens SQLite tuned for several worker processes on one machine:
 
 from __future__ import annotations
 
+import os
 import random
+import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ def open_storage(
     `create=False` Optuna's tables must exist already (see `storage_tables`): nothing is created."""
     scheme = storage_scheme(url)
     if create and scheme == "sqlite":
+        refuse_read_only_sqlite(url)
         _refuse_another_programs_file(url)
     parallel = heartbeat is not None
     beat = {}
@@ -143,6 +146,30 @@ def _refuse_another_programs_file(url: str) -> None:
         raise UsageError(
             f"{mask_url(url)} holds {describe_tables(tables)}, not an mnist-arch/Optuna study; "
             "give the search a SQLite file of its own (--storage sqlite:///mnist_arch.db)"
+        )
+
+
+def refuse_read_only_sqlite(url: str) -> None:
+    """A search writes its trials into the file and SQLite its journal (-wal, -shm) beside it: a file
+    without write permission (by its mode bits too: root may write a 444 file, but its owner meant it
+    read-only) or a folder that cannot be written is refused before anything is created."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISREG(mode) and (not mode & 0o222 or not os.access(path, os.W_OK)):
+        raise UsageError(
+            f"{mask_url(url)} is read-only (mode {stat.S_IMODE(mode):o}): a search writes its trials there; "
+            f"make it writable (chmod u+w {path}) or give the search another --storage"
+        )
+    folder = path.absolute().parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"the folder {folder} of {mask_url(url)} cannot be written: SQLite keeps its journal beside the "
+            "file; make the folder writable or give the search another --storage"
         )
 
 

@@ -105,7 +105,7 @@ def open_search_study(
 ) -> tuple[optuna.Study, bool]:
     """`open_study` for a search (its command or one of its workers) with `settings`, the search's
     settings: the same study, pruner and settings check in every process."""
-    return open_study(
+    study, new = open_study(
         storage,
         settings.study,
         objective=settings.objective,
@@ -115,6 +115,40 @@ def open_search_study(
         worker=worker,
         in_flight=in_flight,
     )
+    note_resume_changes(
+        study, new, {"pruner": settings.pruner, "seed": settings.seed}, quiet=worker is not None
+    )
+    return study, new
+
+
+# Settings a resume may change, with a warning: another pruner stops the trials from here on by another
+# rule (those already run keep theirs), another seed draws other points from here on. Neither makes the
+# stored trials wrong, so refusing would only force a new study; the warning says the study now mixes them.
+WARNED_SETTINGS = {"pruner": "--pruner", "seed": "--seed"}
+
+
+def note_resume_changes(
+    study: optuna.Study, new: bool, given: dict[str, Any], *, quiet: bool = False
+) -> list[str]:
+    """Store `given` (the latest run's pruner and seed) on the study; on a resumed one, print one warning
+    line per setting that differs from the stored one. Returns the warnings."""
+    import sys
+
+    notes = []
+    for key, value in given.items():
+        stored = study.user_attrs.get(key)
+        if not new and stored is not None and stored != value:
+            flag = WARNED_SETTINGS[key]
+            notes.append(
+                f"warning: study '{study.study_name}' last ran with {flag} {stored}, this command runs with "
+                f"{flag} {value}: the trials from here on use {flag} {value}, the stored ones keep theirs"
+            )
+        if stored != value:
+            study.set_user_attr(key, value)
+    if not quiet:
+        for note in notes:
+            print(note, file=sys.stderr)
+    return notes
 
 
 def check_compatible(study: optuna.Study, settings: dict[str, Any]) -> None:
@@ -126,7 +160,10 @@ def check_compatible(study: optuna.Study, settings: dict[str, Any]) -> None:
             "choose another --study name"
         )
     stored = study.user_attrs
+    by_content = "space_digest" in stored and "space_digest" in settings
     for key, value in settings.items():
+        if key == "space" and by_content:
+            continue  # the same space by another path (or a copy of the default) is the same space
         if key in stored and comparable(stored[key]) != comparable(value):
             raise UsageError(setting_mismatch(study.study_name, key, stored[key], value))
 
@@ -149,7 +186,7 @@ def setting_mismatch(study: str, key: str, stored: Any, current: Any) -> str:
     if key == "space_digest":
         return (
             f"study '{study}' was created with other search-space dimensions than --space gives now "
-            f"(the file was changed since); restore the space it was created with, or {_NEW_STUDY}"
+            f"(compared by content, not by path); restore the space it was created with, or {_NEW_STUDY}"
         )
     flag = SETTING_FLAGS.get(key)
     if flag is None:

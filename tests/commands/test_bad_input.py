@@ -213,7 +213,7 @@ def test_artifact_folder_that_cannot_be_created(capsys, in_tmp, data) -> None:
     assert not (in_tmp / "mnist_arch.db").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+@pytest.mark.unprivileged
 def test_artifact_folder_in_a_read_only_folder(capsys, in_tmp, data) -> None:
     locked = in_tmp / "locked"
     locked.mkdir(mode=0o500)
@@ -340,7 +340,7 @@ def test_space_files_that_cannot_be_read(capsys, in_tmp) -> None:
     assert not (in_tmp / "mnist_arch.db").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+@pytest.mark.unprivileged
 def test_space_file_without_read_permission(capsys, in_tmp) -> None:
     path = in_tmp / "private.toml"
     path.write_text("[optimizer]\nlr = 0.05\n")

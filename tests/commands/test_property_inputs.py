@@ -296,3 +296,67 @@ def test_train_with_any_config_file(config, out, force) -> None:
         argv = ["train", "--config", "config.json", "--device", "cpu", "--data", "no-data", "--out", out]
         argv += ["--force"] if force else []
         check_outcome(folder, snapshot(folder), argv)
+
+
+# ---- files that are not whole regular files, for every reader ---------------------------------------------
+
+READERS = st.sampled_from(["idx-gz", "idx-plain", "space", "config"])
+FILE_KINDS = st.sampled_from(["fifo", "device", "oversized", "truncated", "empty"])
+
+
+def _bad_file(path: Path, kind: str, whole: bytes, cut: int, oversized: bytes) -> None:
+    """Replace `path` (whose good content is `whole`) with a file of `kind`."""
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "oversized":
+        path.write_bytes(oversized)
+    elif kind == "truncated":
+        path.write_bytes(whole[: max(0, len(whole) - cut)])
+    else:
+        path.write_bytes(b"")
+
+
+@settings(QUICK, max_examples=40)
+@given(reader=READERS, kind=FILE_KINDS, cut=st.integers(1, 5000))
+def test_every_reader_refuses_files_that_are_not_whole_regular_files(data, reader, kind, cut) -> None:
+    """A FIFO or a device is refused at once (never read: one would block, the other never ends), an
+    oversized file is refused after at most its stated limit, a truncated or empty one is one line."""
+    import gzip
+
+    with scratch_folder(None) as folder:
+        if reader.startswith("idx"):
+            shutil.copytree(data, folder / "mnist")
+            name = "train-labels-idx1-ubyte"
+            whole = gzip.decompress((folder / "mnist" / f"{name}.gz").read_bytes())
+            if reader == "idx-plain":
+                (folder / "mnist" / f"{name}.gz").unlink()
+                target, good = folder / "mnist" / name, whole
+                oversized = whole + bytes(1 << 16)
+            else:
+                target, good = folder / "mnist" / f"{name}.gz", (folder / "mnist" / f"{name}.gz").read_bytes()
+                oversized = gzip.compress(whole + bytes(1 << 24))  # inflates 16 MiB past its header
+            _bad_file(target, kind, good, cut, oversized)
+            argv = ["train", "--config", "iteration-1", "--data", "mnist", "--device", "cpu", "--out", "o"]
+            argv += ["--epochs", "1", "--subset", "128"]
+        elif reader == "space":
+            good = SMALL_SPACE.encode()
+            _bad_file(folder / "space.toml", kind, good, cut, b"#" * ((1 << 20) + 10))
+            argv = ["space", "--space", "space.toml"]
+        else:
+            from mnist_arch.iterations import get_iteration
+
+            good = json.dumps(get_iteration("iteration-1").config.to_dict()).encode()
+            _bad_file(folder / "config.json", kind, good, cut, b" " * ((1 << 20) + 10) + good)
+            argv = ["train", "--config", "config.json", "--device", "cpu", "--data", "no-data", "--out", "o"]
+        before = snapshot(folder)
+        code, err = run_main(argv)
+        if kind in ("fifo", "device", "oversized"):
+            assert code == 2, f"{reader} {kind}: {argv!r} exited {code}:\n{err}"
+        assert code in (0, 2), f"{reader} {kind}: {argv!r} exited {code}:\n{err}"
+        if code == 2:
+            assert "Traceback" not in err and len(err.splitlines()) == 1, f"{reader} {kind}:\n{err}"
+            assert snapshot(folder) == before, f"{reader} {kind}: refused but changed the folder"

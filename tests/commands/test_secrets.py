@@ -180,3 +180,28 @@ def test_query_string_password_reaches_no_output_or_file(data, space, tmp_path) 
                 assert password not in repr(rows), table
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("key", ["pass%77ord", "%70assword", "PASS%57ORD", "sslpass%77ord"])
+def test_a_percent_encoded_password_key_is_masked(key: str) -> None:
+    url = f"postgresql://mnist@db.example/mnist_arch?{key}={SECRET}&port=5433"
+    assert mask_url(url) == f"postgresql://mnist@db.example/mnist_arch?{key}=***&port=5433"
+    assert SECRET not in mask_url(f"unrecognized arguments: {url} --more")
+
+
+def test_a_percent_encoded_password_key_is_masked_in_an_argparse_error(capsys) -> None:
+    from search.cli import main
+
+    url = f"postgresql://mnist@db.example/mnist_arch?pass%77ord={SECRET}"
+    with pytest.raises(SystemExit):
+        main(["report", "--storage", url, "--no-such-flag", url])
+    err = capsys.readouterr().err
+    assert SECRET not in err and "pass%77ord=***" in err
+
+
+def test_masking_a_query_password_keeps_the_rest_of_the_message() -> None:
+    text = f"cannot open storage postgresql://m@db/x?password={SECRET}: connection refused; check the URL"
+    assert (
+        mask_url(text)
+        == "cannot open storage postgresql://m@db/x?password=***: connection refused; check the URL"
+    )

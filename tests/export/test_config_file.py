@@ -4,7 +4,6 @@ and `--out` is checked before a study is opened or a model trained."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,7 @@ def test_a_folder_where_the_file_should_be(tmp_path):
     assert_usage_error(train_with(export, tmp_path), "is a folder")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+@pytest.mark.unprivileged
 def test_a_config_without_read_permission(tmp_path):
     path = write(tmp_path, json.dumps(VALID).encode())
     path.chmod(0)
@@ -76,7 +75,7 @@ def test_export_checks_out_before_opening_the_study(tmp_path):
     assert not (tmp_path / "missing.db").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere whatever the permissions")
+@pytest.mark.unprivileged
 def test_export_refuses_a_folder_it_cannot_write_in(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
@@ -118,9 +117,21 @@ def test_real_mnist_under_swapped_names_is_refused(mnist_names_swapped) -> None:
 
 
 def test_small_swapped_files_are_refused(tmp_path) -> None:
-    # A slice of the training set under the t10k names and a small test set under the train names.
-    train_x, train_y, test_x, test_y = synthetic(MIN_TRAINING_IMAGES + 10, 300)
+    # A slice of the training set under the t10k names and a smaller one, still enough to train on,
+    # under the train names.
+    train_x, train_y, test_x, test_y = synthetic(MIN_TRAINING_IMAGES + 500, MIN_TRAINING_IMAGES + 10)
     refused(write_all(tmp_path, [test_x, test_y, train_x, train_y]), "look swapped")
+
+
+@pytest.mark.parametrize("n_train", [300, 3000, 5000])
+def test_a_training_file_too_small_beside_a_full_test_file_is_too_small_not_swapped(
+    tmp_path, n_train: int
+) -> None:
+    # Exchanging the files would train on the test set: what is wrong is the training file's size.
+    message = refused(
+        write_all(tmp_path, synthetic(n_train, 10_000)), f"holds {n_train:,} images; training needs"
+    )
+    assert "swapped" not in message and "exchange" not in message
 
 
 @pytest.mark.parametrize("n_train", [0, 300])
@@ -211,7 +222,7 @@ def test_a_broken_link_is_refused_with_the_reason(valid, target: str) -> None:
     refused(valid, f"{link} cannot be read ({reason})")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.unprivileged
 def test_an_unreadable_file_is_refused(valid) -> None:
     locked = valid / "train-labels-idx1-ubyte.gz"
     locked.chmod(0)

@@ -11,12 +11,13 @@ import sys
 import pytest
 
 from search.run.benchmark import BenchResult, ConcurrentLevel, append_markdown
+from tests.helpers import skip_outside_ci
 
 
 def test_bench_concurrent_mode_on_a_tiny_subset(tmp_path) -> None:
     folder = os.environ.get("MNIST_ARCH_DATA")
     if not folder:
-        pytest.skip("set MNIST_ARCH_DATA to a folder with the MNIST IDX files to run this test")
+        skip_outside_ci("set MNIST_ARCH_DATA to a folder with the MNIST IDX files to run this test")
     out = tmp_path / "BENCHMARKS.md"
     args = ["bench", "--device", "cpu", "--data", folder, "--subset", "256", "--epochs", "1"]
     args += ["--concurrency", "1,2", "--fused", "2", "--out", str(out)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from tests.helpers import REPO  # isort: skip
 
-import dataclasses
 from contextlib import contextmanager
 
 import optuna
@@ -15,7 +14,7 @@ import torch
 from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, DivergedError, TrainingRun, load_mnist, train
-from mnist_arch.config import CandidateConfig, TrainConfig
+from mnist_arch.config import ArchConfig, CandidateConfig, TrainConfig
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
@@ -56,9 +55,13 @@ def tiny_data(mnist_dir, *, images: int, double: bool, device: str = "cpu") -> D
 
 def candidate(recipe: TrainConfig | None = None, **arch: object) -> CandidateConfig:
     """Iteration 3 with batch 32 (unless `recipe` says otherwise) and the given architecture changes."""
-    return CandidateConfig(
-        dataclasses.replace(ITERATION_3.arch, **arch), recipe or TrainConfig(batch_size=32)
-    )
+    seed = ITERATION_3.arch
+    shape = {"block1": seed.block1, "block2": seed.block2, "transition": seed.transition}
+    shape.update(pool_before_gap=seed.pool_before_gap)
+    scalars = {"dropout": seed.dropout, "last_dropout": seed.last_dropout}
+    for name in list(arch):
+        (scalars if name in scalars else shape)[name] = arch.pop(name)
+    return CandidateConfig(ArchConfig.two_blocks(**shape, **scalars), recipe or TrainConfig(batch_size=32))
 
 
 # One bank key (batch 32, five convs after the pool); everything else differs between members.

@@ -77,16 +77,20 @@ def test_a_resume_with_another_setting_is_refused_untouched(capsys, created, dat
     assert n_trials(created) == trials
 
 
-def test_another_space_file_or_an_edited_one_is_refused(capsys, created, data, tmp_path) -> None:
-    before = (created / "s.db").read_bytes()
+def test_the_same_space_by_another_path_resumes_and_another_space_is_refused(
+    capsys, created, data, tmp_path
+) -> None:
+    """The space is compared by its content's digest, not by the path it was given by."""
     other = tmp_path / "other.toml"
     other.write_text(SMALL_SPACE)
-    err = refused(capsys, search_args(created, data, "--space", str(other)))
-    assert f"created with --space {created / 'small.toml'}, this command runs with --space {other}" in err
+    trials = n_trials(created)
+    assert main(search_args(created, data, "--space", str(other))) == 0, capsys.readouterr().err
+    assert n_trials(created) == trials  # its one trial is done: resumed, nothing to add
+    before = (created / "s.db").read_bytes()
     small = str(created / "small.toml")
     default_space = [a for a in search_args(created, data) if a not in ("--space", small)]
     err = refused(capsys, default_space)
-    assert "this command runs without --space" in err
+    assert "other search-space dimensions than --space gives now (compared by content" in err
     # The same file name with other dimensions in it: caught by the space's digest.
     edited = created / "small.toml"
     edited.write_text(SMALL_SPACE.replace("high = 10", "high = 12"))
@@ -96,6 +100,25 @@ def test_another_space_file_or_an_edited_one_is_refused(capsys, created, data, t
         edited.write_text(SMALL_SPACE)
     assert "other search-space dimensions than --space gives now" in err
     assert (created / "s.db").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--pruner", "none"), "last ran with --pruner rungs, this command runs with --pruner none"),
+        (("--seed", "7"), "last ran with --seed 0, this command runs with --seed 7"),
+    ],
+)
+def test_another_pruner_or_seed_on_resume_is_a_warning(capsys, tmp_path, data, extra, expected) -> None:
+    """Accepted (the stored trials stay valid, the new rule applies from here on), but said."""
+    (tmp_path / "small.toml").write_text(SMALL_SPACE)
+    assert main(search_args(tmp_path, data)) == 0
+    capsys.readouterr()
+    assert main(search_args(tmp_path, data, "--trials", "2", *extra)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: study '{STUDY}' {expected}" in err, err
+    assert main(search_args(tmp_path, data, "--trials", "2", *extra)) == 0  # the same again: no warning
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_other_data_is_refused(capsys, created, data, tmp_path) -> None:
