@@ -140,9 +140,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     confirmation.add_argument(
         "--confirm-seeds",
         type=positive_int,
-        default=3,
+        default=2,
         metavar="N",
-        help="seeds per confirmed model (default: 3)",
+        help="seeds per confirmed model in the first round (default: 2)",
+    )
+    confirmation.add_argument(
+        "--confirm-rounds",
+        type=positive_int,
+        default=2,
+        metavar="R",
+        help="successive halving over seeds: each round after the first keeps the better half (by mean "
+        "validation accuracy) and doubles their seeds (default: 2: top 5 x 2 seeds, the best 3 x 4; "
+        "1: every model gets --confirm-seeds)",
     )
     parser.set_defaults(run=run)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from search.commands import SUMMARIES
 from search.commands.args import positive_int
 from space.budget import WALL, draw_stats, reachable_params, require_reachable
-from space.space import DECAY, FILL, SearchSpace, decay_start
+from space.space import DECAY, SearchSpace, decay_start
 from space.spec import RULES, Choice, Fixed, FloatRange
 
 DRAWS = 1000
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         described = _describe(dim)
         if name == DECAY and not isinstance(dim, Choice):
             described += f" of {space.epochs} epochs: {_decay_epochs(space)}"
-        if name == "block2_width" and space.fills_block2:
-            described += f", drawn as {FILL} in [0, 1] up to the widest that fits"
+        if name.endswith("_width") and space.fills(name.removesuffix("_width")):
+            described += ", drawn as a fill in [0, 1] of the widths that still fit"
         table.add_row(f"{RULES[name].group}.{name}", described)
     table.add_row("architecture.per_layer_widths", str(space.spec.per_layer_widths).lower())
     table.add_row("architecture.budget_fill", str(space.spec.budget_fill).lower())

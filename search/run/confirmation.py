@@ -17,7 +17,15 @@ from optuna.trial import FrozenTrial
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
 from mnist_arch.trainer import DeviceData, DivergedError, EpochStats
-from search.results.confirmations import Confirmation, ConfirmJob, attr_key, load, missing_seeds, stored_runs
+from search.results.confirmations import (
+    Confirmation,
+    ConfirmJob,
+    attr_key,
+    load,
+    missing_seeds,
+    rank_by_confirmation,
+    stored_runs,
+)
 from search.results.winner import (
     OPTUNA_BEST_ATTR,
     REFERENCE,
@@ -131,6 +139,26 @@ def has_baselines(study: optuna.Study) -> bool:
     return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False))
 
 
+def race_plan(models: int, seeds: int, rounds: int) -> list[tuple[int, int]]:
+    """(models, seeds) of each round of successive halving: `models` with `seeds`, then each round the
+    better half (rounded up) with twice the seeds; a round of two models is the last (one more round
+    would only confirm a winner already chosen)."""
+    plan = [(models, seeds)]
+    while len(plan) < rounds and plan[-1][0] > 2:
+        kept, seeds_so_far = plan[-1]
+        plan.append(((kept + 1) // 2, 2 * seeds_so_far))
+    return plan
+
+
+def race_cost(plan: list[tuple[int, int]]) -> int:
+    """Training runs a race plan costs (seeds already run are reused)."""
+    cost, previous = 0, 0
+    for models, seeds in plan:
+        cost += models * (seeds - previous)
+        previous = seeds
+    return cost
+
+
 def confirm_winner(
     study: optuna.Study,
     trials: Sequence[FrozenTrial],
@@ -139,26 +167,48 @@ def confirm_winner(
     seeds: int,
     epochs: int,
     subset: int | None,
+    rounds: int = 1,
     progress: ConfirmProgress | None = None,
 ) -> Winner | None:
     """Confirm `trials` (and iteration-3 when the study has baselines), store and return the winner.
 
-    `load_data` is called only when some run is not stored yet."""
+    With `rounds` > 1 the confirmation races (race_plan): each round ranks by mean validation accuracy and
+    the better half goes on with twice the seeds; the winner is the best of the last round, and
+    iteration-3 is confirmed with the last round's seeds. `load_data` is called only when some run is not
+    stored yet."""
     progress = progress or ConfirmProgress()
     if not trials:
         progress.note("confirmation skipped: the study has no complete searched trial within its budget")
         return None
-    jobs = [
-        ConfirmJob(trial_label(t.number), CandidateConfig.from_dict(t.user_attrs["config"])) for t in trials
-    ]
-    if has_baselines(study):
-        jobs.append(ConfirmJob(REFERENCE, get_iteration(REFERENCE).config))
-    what = f"{len(trials)} searched model(s)" + (f" and {REFERENCE}" if len(jobs) > len(trials) else "")
-    results = confirm_runs(
-        study, jobs, load_data, what=what, seeds=seeds, epochs=epochs, subset=subset, progress=progress
-    )
+    remaining = list(trials)
+    plan = race_plan(len(trials), seeds, rounds)
+    for number, (models, round_seeds) in enumerate(plan, start=1):
+        remaining = remaining[:models]
+        jobs = [
+            ConfirmJob(trial_label(t.number), CandidateConfig.from_dict(t.user_attrs["config"]))
+            for t in remaining
+        ]
+        last = number == len(plan)
+        if last and has_baselines(study):
+            jobs.append(ConfirmJob(REFERENCE, get_iteration(REFERENCE).config))
+        what = f"{len(remaining)} searched model(s)" + (
+            f" and {REFERENCE}" if len(jobs) > len(remaining) else ""
+        )
+        if len(plan) > 1:
+            what = f"round {number} of {len(plan)}: {what}"
+        results = confirm_runs(
+            study,
+            jobs,
+            load_data,
+            what=what,
+            seeds=round_seeds,
+            epochs=epochs,
+            subset=subset,
+            progress=progress,
+        )
+        remaining = rank_by_confirmation(remaining, lambda t: results[trial_label(t.number)])  # noqa: B023
     winner = choose_winner(
-        [(t, results[trial_label(t.number)]) for t in trials],
+        [(t, results[trial_label(t.number)]) for t in remaining],
         results.get(REFERENCE),
         epochs=epochs,
         subset=subset,

@@ -162,6 +162,7 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
                     top_trials(study, settings.confirm_top),
                     load_data,
                     seeds=settings.confirm_seeds,
+                    rounds=settings.confirm_rounds,
                     epochs=study.user_attrs.get("epochs")
                     or settings.epochs,  # --timeout limits new trials only
                     subset=settings.subset,

@@ -36,7 +36,8 @@ class SearchSettings:
     subset: int | None = None  # training images; None: the whole training pool
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:0,cuda:1" (one per worker)
     confirm_top: int = 5  # searched trials confirmed at the end; 0: no confirmation
-    confirm_seeds: int = 3  # seeds per confirmed model
+    confirm_seeds: int = 2  # seeds per confirmed model (of the first round)
+    confirm_rounds: int = 2  # rounds of successive halving over seeds; 1: every model gets confirm_seeds
     wide: bool = False  # every column in the result table
 
     @classmethod
