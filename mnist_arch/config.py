@@ -337,11 +337,16 @@ class CandidateConfig:
         if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
             raise ConfigError(f"config schema_version {version!r} is not supported (1 or {SCHEMA_VERSION})")
         arch_data = data.get("arch", {})
+        # A file without schema_version that names the two blocks was written for version 1.
+        legacy = "schema_version" not in data and isinstance(arch_data, dict) and "stages" not in arch_data
+        if legacy and _V1_ONLY_KEYS & set(arch_data):
+            version = 1
         arch = _build_v1_arch(arch_data) if version == 1 else _build_arch(arch_data)
         train = _build(TrainConfig, data.get("train", {}), "train")
         return cls(arch=arch, train=train)
 
 
+_V1_ONLY_KEYS = {"block1", "block2", "transition", "pool_before_gap"}
 _V1_ARCH_KEYS = {
     "block1",
     "transition",

@@ -40,41 +40,38 @@ def check_budget(arch: ArchConfig, max_params: int) -> BudgetCheck:
 def reachable_params(space: SearchSpace) -> tuple[int, int]:
     """Smallest and largest parameter counts the space can build.
 
-    Counts grow with every width, so the extremes sit at the narrowest / widest widths of some
-    structure (stages, conv counts, kernels, padding, transition, biases); the structures are few
-    enough to enumerate.
+    Counts grow with every width, conv count, transition and bias, so the smallest model has the fewest
+    and narrowest of each and the largest the most and widest; the shape choices that change which convs
+    a map can hold (stages, padding, kernels, pools) are few enough to enumerate.
     """
     dims = space.dimensions
-    names = [
+    shapes = [
         "stages",
         "padded_first",
+        "padded_after_pool",
+        "stage3_kernel",
+        "second_pool",
+        "pool_before_gap",
+    ]
+    growing = [
         "convs_before_pool",
         "convs_after_pool",
+        "convs_stage3",
         "transition",
-        "padded_after_pool",
         "conv_bias",
         "head_bias",
     ]
-    three = ["convs_stage3", "stage3_kernel", "second_pool"]
-    smallest, largest = None, None
-    for combo in itertools.product(*(_values(dims[name]) for name in names)):
-        structure = dict(zip(names, combo, strict=True), pool_before_gap=True)
-        extra = (
-            itertools.product(*(_values(dims[name]) for name in three)) if structure["stages"] == 3 else [()]
-        )
-        for more in extra:
-            structure.update(zip(three, more, strict=False))
-            counts = fitting_counts(structure)
-            for edge in (min, max):
-                widths = [
-                    (edge(_values(dims[f"block{n}_width"])),) * count
-                    for n, count in enumerate(counts, start=1)
-                ]
-                n = count_params(build_arch(structure, widths))
-                smallest = n if smallest is None or n < smallest else smallest
-                largest = n if largest is None or n > largest else largest
-    assert smallest is not None and largest is not None
-    return smallest, largest
+    counts: list[int] = []
+    for combo in itertools.product(*(_values(dims[name]) for name in shapes)):
+        for edge in (min, max):
+            structure = dict(zip(shapes, combo, strict=True))
+            structure.update({name: edge(_values(dims[name])) for name in growing})
+            convs = fitting_counts(structure)
+            widths = [
+                (edge(_values(dims[f"block{n}_width"])),) * count for n, count in enumerate(convs, start=1)
+            ]
+            counts.append(count_params(build_arch(structure, widths)))
+    return min(counts), max(counts)
 
 
 # "At the wall": within 1/16 of the budget below it (7,500 to 8,000 of 8,000), where the best models sit.

@@ -80,7 +80,7 @@ RULES: dict[str, _Rule] = {
     "last_dropout": _Rule("architecture", bool),
     "dropout": _Rule("regularization", float, 0.0, 1.0, open_maximum=True),
     "label_smoothing": _Rule("regularization", float, 0.0, 0.5),
-    "rotation": _Rule("augmentation", float, 0.0, 180.0),
+    "rotation": _Rule("regularization", float, 0.0, 180.0),  # [regularization], as before [augmentation]
     "translate": _Rule("augmentation", float, 0.0, 0.5),
     "scale": _Rule("augmentation", float, 0.0, 0.5),
     "affine_p": _Rule("augmentation", float, 0.0, 1.0),

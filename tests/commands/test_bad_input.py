@@ -41,7 +41,7 @@ def in_tmp(tmp_path, monkeypatch):
         (["--trials", "-1"], "--trials: must be a positive integer"),
         (["--subset", "0"], "--subset: must be a positive integer"),
         (["--timeout", "-5"], "--timeout: must be a positive number"),
-        (["--max-params", "900"], "below the smallest model this space can build (1,156"),
+        (["--max-params", "800"], "below the smallest model this space can build (820"),
         (["--pruner", "magic"], "invalid choice: 'magic'"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
     ],
@@ -360,7 +360,7 @@ def test_space_file_without_read_permission(capsys, in_tmp) -> None:
         ("{}", '{"num_classes": -3}', "num_classes must be 10 to 1000"),
         ("{}", '{"num_classes": "10"}', "'arch.num_classes' must be an integer"),
         ("{}", '{"block1": [100000, 8]}', "a conv has 100,000 channels; at most 1024"),
-        ("{}", '{"block1": [' + ", ".join(["4"] * 40) + "]}", "block1 has 40 convs; at most 32"),
+        ("{}", '{"block1": [' + ", ".join(["4"] * 40) + "]}", "stage 1 has 40 convs; at most 32"),
         ("{}", '{"dropout": -' + "9" * 400 + "}", "'arch.dropout' is too large for a number"),
     ],
 )
@@ -386,11 +386,11 @@ def test_non_finite_values_in_a_config_object() -> None:
 
 
 def test_a_budget_no_draw_meets_is_refused_before_the_study(capsys, in_tmp, data) -> None:
-    """Above the smallest model, but none of 1,000 draws fits: the search would only store rejected draws."""
+    """Above the smallest model, but none of 200 draws fits: the search would only store rejected draws."""
     (in_tmp / "wide.toml").write_text(
         "[architecture]\nbudget_fill = false\nblock1_width = {low = 1, high = 256}\n"
         "block2_width = {low = 1, high = 256}\n"
     )
     err = fails_cleanly(capsys, *cheap_search(data, "--space", "wide.toml", "--max-params", "200"))
-    assert "none of 1,000 random draws of this space fits --max-params 200 (its smallest model has 65" in err
+    assert "none of 200 random draws of this space fits --max-params 200 (its smallest model has 54" in err
     assert not (in_tmp / "mnist_arch.db").exists()

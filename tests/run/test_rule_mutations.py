@@ -16,7 +16,7 @@ from search.results.confirmations import PREFIX, Confirmation
 from search.results.winner import choose_winner
 from search.run.scheduler import _claim
 from space.budget import check_budget
-from space.space import SearchSpace
+from space.space import SearchSpace, _structure_of, build_arch
 
 
 def _trial(number: int) -> optuna.trial.FrozenTrial:
@@ -46,23 +46,27 @@ def test_the_plain_budget_check_admits_exactly_max_params() -> None:
 
 
 def test_budget_fill_draws_admit_exactly_max_params() -> None:
-    """block2_options lists the block-2 widths whose model fits: a width whose model has exactly
-    max_params parameters is in, with one parameter less in the budget it is out.
-    Mutation caught: `count_params(arch) > self.max_params + 1` in the fill's width list."""
+    """width_options lists the widths of a conv whose model fits (later widths at their lows): a width whose
+    model has exactly max_params parameters is in, with one parameter less in the budget it is out.
+    Mutation caught: `count_params(...) <= self.max_params + 1` in the fill's width list."""
     space = SearchSpace.load(None, max_params=100_000, epochs=1)
-    config = space.random_config(random.Random(0))
-    arch = config.arch
-    count = len(arch.block2)
-    head = tuple(arch.block2[:-1]) if space.spec.per_layer_widths else ()
-    widths = sorted(set(space.block2_options(arch.block1, head, count, arch.transition)))
+    arch = space.random_config(random.Random(0)).arch
+    structure = _structure_of(arch)
+    counts = [len(stage.widths) for stage in arch.stages]
+    position = (len(counts), counts[-1])  # the last conv: no later widths
+    chosen = {(n, i): w for n, stage in enumerate(arch.stages, 1) for i, w in enumerate(stage.widths, 1)}
+    del chosen[position]
+    widths = space.width_options(structure, counts, chosen, position)
     assert len(widths) > 2
     width = widths[len(widths) // 2]
-    block2 = head + (width,) if space.spec.per_layer_widths else (width,) * count
-    exact = count_params(ArchConfig(block1=arch.block1, block2=block2, transition=arch.transition))
-    at_budget = space.with_budget(max_params=exact)
-    assert max(at_budget.block2_options(arch.block1, head, count, arch.transition)) == width
-    below = space.with_budget(max_params=exact - 1)
-    assert max(below.block2_options(arch.block1, head, count, arch.transition)) < width
+    exact = count_params(build_arch(structure, space._assemble(counts, {**chosen, position: width})))
+    assert (
+        max(space.with_budget(max_params=exact).width_options(structure, counts, chosen, position)) == width
+    )
+    assert (
+        max(space.with_budget(max_params=exact - 1).width_options(structure, counts, chosen, position))
+        < width
+    )
 
 
 # ---- the re-check after a racing worker's ask ------------------------------------------------------------
