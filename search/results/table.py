@@ -1,4 +1,4 @@
-"""The result table: the best searched models next to the three hand-designed iterations."""
+"""The result table: the best searched models next to the reference designs the study trained."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def result_table(study: optuna.Study, k: int = 5, *, wide: bool = False) -> Tabl
     """
     winner = confirmed_winner(study)
     rows = result_rows(study, k)
-    title = f"study '{escape(study.study_name)}': top {k} next to the hand-designed iterations"
+    title = f"study '{escape(study.study_name)}': top {k} next to the references"
     header, cells = (_wide_cells if wide else _compact_cells)(study, rows, winner)
     table = compact_table(title, header, cells, left=("model", "arch", "architecture", "state"), fit=not wide)
     notes = []

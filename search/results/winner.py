@@ -166,7 +166,7 @@ def why_not_optuna_best(study: optuna.Study, chosen: FrozenTrial, winner: Winner
     head += f", not trial {chosen.number}"
     baseline = best.user_attrs.get("baseline")
     if baseline is not None:
-        why = f"it is {baseline}, a hand-designed baseline the search is compared with, never a search result"
+        why = f"it is {baseline}, a reference design the search is compared with, never a search result"
     elif winner is not None and winner.trial == chosen.number:
         label = trial_label(best.number)
         confirmed = load_if_stored(study, label, winner.seeds, winner.epochs, winner.subset)

@@ -71,7 +71,7 @@ def test_optuna_best_is_the_baseline_and_export_says_why_it_is_not_exported(base
     out = baseline_best.unconfirmed_export.stdout
     assert "exported trial 3 " in out and "trial 3 is unconfirmed" in out
     line = f"Optuna's best trial (study.best_trial) is trial {ITERATION_3} ({100 * study.best_value:.2f} %)"
-    assert f"{line}, not trial 3: it is iteration-3, a hand-designed baseline" in out
+    assert f"{line}, not trial 3: it is iteration-3, a reference design" in out
 
 
 def test_the_winner_attribute_notes_and_search_name_optuna_best(baseline_best, tmp_path):
@@ -79,7 +79,7 @@ def test_the_winner_attribute_notes_and_search_name_optuna_best(baseline_best, t
     assert study.user_attrs[WINNER_ATTR]["trial"] == 3
     why = study.user_attrs[OPTUNA_BEST_ATTR]["why"]
     assert study.user_attrs[OPTUNA_BEST_ATTR] == {"trial": ITERATION_3, "same_as_winner": False, "why": why}
-    assert "iteration-3, a hand-designed baseline" in why
+    assert "iteration-3, a reference design" in why
     assert why in baseline_best.confirmed_search.stdout.splitlines()
     assert why in get_note(study)
     assert why in get_note(optuna.Trial(study, study.trials[3]._trial_id))
