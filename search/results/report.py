@@ -33,7 +33,7 @@ from search.results.plots import (
     learning_curves_png,
 )
 from search.results.speed import SPEED_NOTE, throughput
-from search.results.table import WINNER_MARK, baseline_trials, top_trials, winner_trial
+from search.results.table import WINNER_MARK, baseline_trials, shown_trials, winner_trial
 from search.results.tables import ARCH_LEGEND, arch_notation, compact_table, mean_std, percent
 from search.results.winner import Winner, confirmed_winner, trial_label
 from search.study.trials import is_trained
@@ -67,12 +67,9 @@ class Figure:
 
 
 def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
-    """Top k searched trials (best first; the confirmed winner too when it ranks lower), then the three
-    iterations, trained in the study or not."""
-    top = top_trials(study, k)
+    """The shown searched trials (search.results.table.shown_trials), then the three iterations, trained
+    in the study or not, and the other references the study trained."""
     found = winner_trial(study, confirmed_winner(study))
-    if found is not None and all(t.number != found.number for t in top):
-        top.append(found)
     rows = [
         ReportRow(
             f"trial {t.number}",
@@ -81,7 +78,7 @@ def report_rows(study: optuna.Study, k: int) -> list[ReportRow]:
             t,
             winner=found is not None and t.number == found.number,
         )
-        for t in top
+        for t in shown_trials(study, k)
     ]
     trained = {t.user_attrs["baseline"]: t for t in baseline_trials(study)}
     on_mnist = name_of(study.user_attrs.get("dataset")) == MNIST  # the published figures are MNIST's

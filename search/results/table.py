@@ -65,13 +65,19 @@ def winner_trial(study: optuna.Study, winner: Winner | None) -> FrozenTrial | No
     return trials[winner.trial]
 
 
-def result_rows(study: optuna.Study, k: int = 5) -> list[ResultRow]:
-    """Top k searched trials (plus the confirmed winner when it ranks lower), then the iterations."""
+def shown_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The searched trials every table shows: the top k, best first, and the confirmed winner after them
+    when it ranks lower."""
     top = top_trials(study, k)
     found = winner_trial(study, confirmed_winner(study))
     if found is not None and all(t.number != found.number for t in top):
         top.append(found)
-    rows = [ResultRow(f"trial {t.number}", t) for t in top]
+    return top
+
+
+def result_rows(study: optuna.Study, k: int = 5) -> list[ResultRow]:
+    """The shown searched trials, then the references the study trained."""
+    rows = [ResultRow(f"trial {t.number}", t) for t in shown_trials(study, k)]
     rows += [ResultRow(t.user_attrs["baseline"], t) for t in baseline_trials(study)]
     return rows
 
