@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--config",
         required=True,
         metavar="FILE|NAME",
-        help="config.json, an export folder, or iteration-1..3",
+        help="config.json, an export folder, or a reference's name (mnist-arch baselines)",
     )
     parser.add_argument("--epochs", type=positive_int, default=15, help="epochs (default: 15)")
     parser.add_argument("--seed", type=seed_int, default=0, help="weights, order and rotation seed (0)")

@@ -28,8 +28,8 @@ from typing import Any
 from mnist_arch.config import ArchConfig, CandidateConfig, ConfigError
 from mnist_arch.data import MEAN, STD
 from mnist_arch.errors import UsageError
-from mnist_arch.iterations import ITERATION_NAMES, get_iteration
 from mnist_arch.model import INPUT_SIDE, Layer, count_params, layer_plan
+from mnist_arch.references import REFERENCE_NAMES, get_reference
 from mnist_arch.regular_files import open_regular, read_at_most
 
 ACCURACY_KEYS = {"val_acc", "test_acc"}
@@ -239,7 +239,7 @@ def layer_call(layer: Layer) -> dict[str, Any]:
             "out_channels": layer.out_channels,
             "kernel_size": layer.kernel,
             "padding": layer.padding,
-            "bias": False,
+            "bias": layer.bias,
         }
     elif layer.kind == "BatchNorm2d":
         args = {"num_features": layer.out_channels}
@@ -253,16 +253,17 @@ def layer_call(layer: Layer) -> dict[str, Any]:
 
 
 def resolve_config(spec: str) -> tuple[ExportedConfig, str]:
-    """--config: an iteration's name or a config.json file (or an export folder holding one)."""
-    if spec in ITERATION_NAMES:
-        config = get_iteration(spec).config
+    """--config: a reference's name (`mnist-arch baselines`) or a config.json file (or an export folder
+    holding one)."""
+    if spec in REFERENCE_NAMES:
+        config = get_reference(spec).config
         return ExportedConfig(config, count_params(config.arch)), spec
     path = Path(spec)
     if path.is_dir():
         path = path / "config.json"
     if not path.exists():
         raise UsageError(
-            f"--config {spec}: no such file, and not an iteration name ({', '.join(ITERATION_NAMES)})"
+            f"--config {spec}: no such file, and not a reference's name ({', '.join(REFERENCE_NAMES)})"
         )
     return load_config_file(path), str(path)
 
