@@ -49,7 +49,7 @@ def test_export_writes_config_weights_and_summary(small_study, exported):  # noq
     assert data["input"]["mean"] == MEAN and data["input"]["std"] == STD
     assert data["input"]["shape"] == ["N", 1, 28, 28] and data["input"]["classes"] == 10
     assert data["dataset"] == small_study.load().user_attrs["dataset"]
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["n_params"] == best.user_attrs["n_params"] <= data["max_params"]
     attrs = best.user_attrs
     assert data["accuracies"] == {"val_acc": attrs["val_acc"], "test_acc": attrs["test_acc"]}
