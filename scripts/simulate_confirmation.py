@@ -7,10 +7,10 @@ The candidates are the 59 recorded unpruned 15-epoch searches of the default spa
 tests/fixtures/h200_curves.json): their final validation accuracies stand for the models' true means. A
 simulated search sees each model once, with seed noise; the confirmation then draws fresh runs (true mean
 + noise) as search.run.confirmation would train them, and names the best mean. Seed noise: the std of one
-run's final accuracy over seeds, measured at 0.05-0.10 points on the test set (BENCHMARKS.md, "Seed
-spread" and the confirmations there); the validation split has half the test set's images, so 0.10-0.15
-points is its likely range. Each row: how often the named winner is the true best, the mean shortfall of
-the winner's true accuracy from the best's, and the runs the plan trains.
+run's final accuracy over seeds, measured at 0.05-0.10 points on the test set (BENCHMARKS.md, "Inside a
+real search (GPU)": iteration 3 and the winners over 5 seeds); the validation split has half the test
+set's images, so 0.10-0.15 points is its likely range. Each row: how often the named winner is the true
+best, the mean shortfall of the winner's true accuracy from the best's, and the runs the plan trains.
 """
 
 from __future__ import annotations

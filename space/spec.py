@@ -16,7 +16,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from mnist_arch.errors import UsageError
-from mnist_arch.regular_files import require_regular
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     where = f"space file {path}"
     if "\0" in str(path):
         raise UsageError(f"--space {str(path)!r} contains a NUL character; give the path of a TOML file")
-    require_regular(path, "space file")  # a FIFO would block the read below
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read below
+        raise UsageError(f"{where} is not a regular file (a FIFO, device or socket); give the path of a file")
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_SPACE_FILE_BYTES + 1)

@@ -159,7 +159,8 @@ def test_evaluate_refuses_weights_that_do_not_match_the_config(exported, tmp_pat
     broken = tmp_path / "broken"
     shutil.copytree(exported, broken)
     data = json.loads((broken / "config.json").read_text())
-    data["arch"]["block1"] = [w + 1 for w in data["arch"]["block1"]]
+    first = data["arch"]["stages"][0]
+    first["widths"] = [w + 1 for w in first["widths"]]
     for key in ("n_params", "max_params", "model"):  # derived from arch: a hand edit drops them
         data.pop(key)
     (broken / "config.json").write_text(json.dumps(data))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mnist_arch.data import MAX_SHARED_FRACTION, MIN_TRAINING_IMAGES, load_mnist, shared_images
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_subprocess
 from tests.mnist_arch.test_data import NAMES, refused, synthetic, write_all
 
 TIMEOUT = 60  # seconds; a reader that blocks on a FIFO would wait forever
@@ -118,7 +118,7 @@ def test_a_device_as_an_idx_file_is_refused(tmp_path) -> None:
 
 def test_a_fifo_as_a_config_is_refused_at_once(tmp_path) -> None:
     fifo = fifo_at(tmp_path / "config.json")
-    done = run_cli("train", "--config", str(fifo), "--out", str(tmp_path / "out"), timeout=TIMEOUT)
+    done = run_subprocess("train", "--config", str(fifo), "--out", str(tmp_path / "out"), timeout=TIMEOUT)
     assert done.returncode == 2, done.stderr
     assert "FIFO" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -127,7 +127,7 @@ def test_a_fifo_as_a_config_is_refused_at_once(tmp_path) -> None:
 def test_an_oversized_config_is_refused(tmp_path) -> None:
     big = tmp_path / "config.json"
     big.write_text('{"arch": {}, "pad": "' + "x" * (2 << 20) + '"}')
-    done = run_cli("train", "--config", str(big), "--out", str(tmp_path / "out"), timeout=TIMEOUT)
+    done = run_subprocess("train", "--config", str(big), "--out", str(tmp_path / "out"), timeout=TIMEOUT)
     assert done.returncode == 2, done.stderr
     assert "MiB" in done.stderr and "Traceback" not in done.stderr, done.stderr
 
@@ -136,7 +136,7 @@ def test_an_oversized_config_is_refused(tmp_path) -> None:
 def test_a_fifo_as_a_space_file_is_refused_at_once(tmp_path, command: str) -> None:
     fifo = fifo_at(tmp_path / "space.toml")
     args = ["--storage", f"sqlite:///{tmp_path / 'x.db'}"] if command == "search" else []
-    done = run_cli(command, "--space", str(fifo), *args, timeout=TIMEOUT)
+    done = run_subprocess(command, "--space", str(fifo), *args, timeout=TIMEOUT)
     assert done.returncode == 2, done.stderr
     assert "FIFO" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "x.db").exists()
