@@ -89,11 +89,10 @@ class SearchSpace:
 
     @property
     def fused_compatible(self) -> bool:
-        """Whether every draw is a config the fused engine trains (the seed's layout and recipe family)."""
-        return self.fixed_architecture and all(
-            set(_values_of_dimension(self.dimensions[name])) <= allowed
-            for name, allowed in _FUSED_ONLY.items()
-        )
+        """Whether every draw is a config the fused engine trains: the seed's two-block layout (any widths,
+        conv counts, transition and pool) and its SGD + StepLR recipe family with rotation only."""
+        dims = self.dimensions
+        return all(set(_values_of_dimension(dims[name])) <= allowed for name, allowed in _FUSED_ONLY.items())
 
     def fills(self, block: str) -> bool:
         """Whether the widths of `block` (block1, block2, block3) are drawn as fills of the budget."""

@@ -22,13 +22,51 @@ ROOT = REPO
 POSTGRES_ENV = "MNIST_ARCH_TEST_POSTGRES_URL"
 TRAIN_POOL = 2000  # training images after the fixed validation split; most tests use --subset 300
 TEST_IMAGES = 500  # a short test split keeps each trial's evaluation cheap on 2 cores
-SMALL_SPACE = """
-[architecture]
-convs_before_pool = 2
-convs_after_pool = 3
-block1_width = {low = 4, high = 8}
-block2_width = {low = 6, high = 10}
-"""
+# The seed's two-block family with SGD + StepLR (the default space's other stages, optimizers and
+# augmentations pinned off): small, fast models whose draws the tests can predict. TOML values as text.
+SMALL_SPACE_TABLES: dict[str, dict[str, str]] = {
+    "architecture": {
+        "stages": "2",
+        "padded_first": "true",
+        "padded_after_pool": "false",
+        "convs_before_pool": "2",
+        "convs_after_pool": "3",
+        "block1_width": "{low = 4, high = 8}",
+        "block2_width": "{low = 6, high = 10}",
+        "per_layer_widths": "false",
+        "order": '"relu_bn"',
+        "conv_bias": "false",
+        "head_bias": "false",
+    },
+    "regularization": {"dropout_at": '"conv"', "label_smoothing": "0.0"},
+    "augmentation": {
+        "translate": "0.0",
+        "scale": "0.0",
+        "affine_p": "1.0",
+        "brightness": "0.0",
+        "contrast": "0.0",
+    },
+    "optimizer": {
+        "optimizer": '"sgd"',
+        "init": '"default"',
+        "nesterov": "false",
+        "weight_decay": "0.0",
+        "batch_size": "{choices = [64, 128]}",
+    },
+    "schedule": {"schedule": '"step"'},
+}
+
+
+def small_space(**overrides: dict[str, str]) -> str:
+    """SMALL_SPACE_TABLES as a space file, the keys of `overrides` (table -> key -> TOML text) replaced."""
+    lines = []
+    for table, values in SMALL_SPACE_TABLES.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {value}" for key, value in {**values, **overrides.get(table, {})}.items()]
+    return "\n".join(lines) + "\n"
+
+
+SMALL_SPACE = small_space()
 
 
 def small_mnist(folder: Path) -> Path:

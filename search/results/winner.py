@@ -156,6 +156,15 @@ def optuna_best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
+def _fewest_seeds_stored(study: optuna.Study, label: str, winner: Winner) -> Confirmation | None:
+    """The most seeds of `label` stored below the winner's (a model a race dropped), or None."""
+    for seeds in range(winner.seeds - 1, 0, -1):
+        found = load_if_stored(study, label, seeds, winner.epochs, winner.subset)
+        if found is not None:
+            return found
+    return None
+
+
 def why_not_optuna_best(study: optuna.Study, chosen: FrozenTrial, winner: Winner | None) -> str | None:
     """None when Optuna's best trial is `chosen`; else one line naming it and why `chosen` is taken."""
     best = optuna_best_trial(study)
@@ -170,7 +179,14 @@ def why_not_optuna_best(study: optuna.Study, chosen: FrozenTrial, winner: Winner
     elif winner is not None and winner.trial == chosen.number:
         label = trial_label(best.number)
         confirmed = load_if_stored(study, label, winner.seeds, winner.epochs, winner.subset)
-        if confirmed is None or label not in winner.candidates:
+        raced = _fewest_seeds_stored(study, label, winner)  # dropped in an earlier round of a race
+        if (confirmed is None or label not in winner.candidates) and raced is not None:
+            why = (
+                f"its single run scored higher, but retrained with {seed_range(raced.seeds)} it averaged "
+                f"val {_pm(raced.val_mean, raced.val_std)} and the racing confirmation dropped it before "
+                "the last round"
+            )
+        elif confirmed is None or label not in winner.candidates:
             why = (
                 f"it was not among the confirmed candidates ({', '.join(winner.candidates)}); "
                 "run the search again to confirm the current top trials"

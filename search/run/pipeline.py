@@ -68,7 +68,8 @@ def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str
         )
     if engine != "auto":
         return engine
-    return "fused" if device.type == "cuda" and space.fused_compatible else "separate"
+    one_shape = space.fixed_architecture and space.fused_compatible
+    return "fused" if device.type == "cuda" and one_shape else "separate"
 
 
 def make_engine(engine: str, space: SearchSpace, data: DeviceData, concurrency: int | None) -> Engine:

@@ -40,7 +40,7 @@ def test_on_epoch_can_stop_training(small_data) -> None:
 
 
 def test_a_huge_learning_rate_diverges(small_data) -> None:
-    recipe = TrainConfig(lr=10.0, momentum=0.9, rotation=0.0, batch_size=8)  # the largest lr allowed
+    recipe = TrainConfig(lr=1000.0, momentum=0.9, rotation=0.0, batch_size=8)  # the largest lr allowed
     with pytest.raises(DivergedError, match="loss became"):
         train(CandidateConfig(ITERATIONS[2].config.arch, recipe), small_data, epochs=2, seed=0)
 

@@ -14,14 +14,14 @@ from optuna_dashboard import get_note
 from search.results.confirmations import load_if_stored
 from search.results.winner import OPTUNA_BEST_ATTR, WINNER_ATTR, confirmed_winner, seed_range, trial_label
 from tests.results_study import Result, run_cli
-from tests.search_procs import SMALL_SPACE
+from tests.search_procs import SMALL_SPACE, small_space
 
 pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
 
 STUDY = "best"
 # Searched trials learn almost nothing at this learning rate in one epoch, while the baselines keep their
 # own recipe: iteration-3 (trial 2, 7,560 parameters, the only baseline within 8,000) is Optuna's best.
-SLOW_SPACE = SMALL_SPACE + "\n[optimizer]\nlr = {low = 0.00001, high = 0.00002}\n"
+SLOW_SPACE = small_space(optimizer={"lr": "{low = 0.00001, high = 0.00002}"})
 ITERATION_3 = 2
 
 
@@ -90,13 +90,23 @@ def test_the_winner_attribute_notes_and_search_name_optuna_best(baseline_best, t
 
 
 def test_a_confirmed_winner_that_outranks_a_lucky_single_run(data, tmp_path):
-    """Four searched trials confirmed with two seeds. With --seed 1 the best single run (trial 2) loses its
-    confirmation to trial 0 on a CPU; the first assertion says so should another platform's floats not."""
+    """Four searched trials confirmed with two seeds, one round. With --seed 3 the best single run (trial 0)
+    loses its confirmation on a CPU; the first assertion says so should another platform's floats not."""
     space = tmp_path / "small.toml"
     space.write_text(SMALL_SPACE)
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    args = ("--no-baselines", "--trials", "4", "--confirm-top", "4", "--confirm-seeds", "2")
-    searched = search(url, data, space, *args, seed=1)
+    args = (
+        "--no-baselines",
+        "--trials",
+        "4",
+        "--confirm-top",
+        "4",
+        "--confirm-seeds",
+        "2",
+        "--confirm-rounds",
+        "1",
+    )
+    searched = search(url, data, space, *args, seed=3)
     study = optuna.load_study(study_name=STUDY, storage=url)
     winner, best = confirmed_winner(study), study.best_trial
     assert winner is not None and winner.trial != best.number, (

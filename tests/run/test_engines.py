@@ -105,7 +105,7 @@ def test_confirmation_runs_train_on_the_separate_engine_and_a_diverged_one_stops
     from search.results.confirmations import ConfirmJob
     from search.run.confirmation import _train_chunk
 
-    wild = CandidateConfig(ITERATION_3.arch, TrainConfig(lr=1e9, momentum=0.99, batch_size=64))
+    wild = CandidateConfig(ITERATION_3.arch, TrainConfig(lr=1000.0, momentum=0.99, batch_size=64))
     chunk = [(ConfirmJob("wild", wild), 0), (ConfirmJob("iteration-3", ITERATION_3), 1)]
     seen = []
     finals = _train_chunk(chunk, tiny, 2, lambda job, seed, stats: seen.append((job.label, stats.epoch)))

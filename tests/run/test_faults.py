@@ -11,12 +11,12 @@ from optuna.trial import TrialState
 
 from search.cli import main
 from tests.search_procs import (
-    SMALL_SPACE,
     load_trials,
     postgres_url,
     run,
     running,
     search_cmd,
+    small_space,
     start,
     trained,
     wait_for_training,
@@ -63,7 +63,7 @@ def test_diverged_trials_do_not_stop_the_search(data, tmp_path) -> None:  # noqa
     """A huge learning rate diverges every trial (pruned, counted); the search still ends with 3 trained
     trials. (Out of memory at every concurrency: tests/run/test_scheduler.py.)"""
     space = tmp_path / "diverge.toml"
-    space.write_text(SMALL_SPACE + "\n[optimizer]\nlr = 10.0\nmomentum = 0.99\nbatch_size = 64\n")
+    space.write_text(small_space(optimizer={"lr": "10.0", "momentum": "0.99", "batch_size": "64"}))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     cmd = search_cmd(storage, data, "bad", 3, "--space", str(space), "--no-baselines")
     result = run(cmd, tmp_path)

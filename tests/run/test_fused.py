@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from mnist_arch import ITERATIONS, DeviceData, DivergedError, TrainingRun, load_mnist, train
 from mnist_arch.config import ArchConfig, CandidateConfig, TrainConfig
+from mnist_arch.errors import UsageError
 from mnist_arch.fused import FusedBank, train_fused
 from mnist_arch.members import Member, group_members, padded_arch
 from mnist_arch.model import conv_macs
@@ -27,6 +28,7 @@ from search.run.trial import TrialContext
 from search.study.trials import trained_count
 from space.space import SearchSpace
 from tests.helpers import run_subprocess
+from tests.search_procs import SMALL_SPACE, small_space
 
 ITERATION_3 = ITERATIONS[2].config
 
@@ -223,15 +225,9 @@ def test_fused_search_gives_the_sequential_values(mnist_dir) -> None:
     assert fused == sequential
 
 
-BATCH_SPACE = """
-[architecture]
-convs_before_pool = 2
-convs_after_pool = 3
-block1_width = 6
-block2_width = 8
-[optimizer]
-batch_size = {choices = [32, 64]}
-"""
+BATCH_SPACE = small_space(
+    architecture={"block1_width": "6", "block2_width": "8"}, optimizer={"batch_size": "{choices = [32, 64]}"}
+)
 
 
 class _OutOfMemoryBank(FusedBank):
@@ -273,14 +269,19 @@ def test_auto_engine_fuses_on_cuda_when_every_trial_has_one_shape() -> None:
     assert resolve_engine("auto", recipe, cuda) == "fused"
     assert resolve_engine("auto", default, cuda) == "separate"
     assert resolve_engine("auto", recipe, cpu) == "separate"
-    assert resolve_engine("fused", default, cpu) == "fused"
+    assert resolve_engine("fused", recipe, cpu) == "fused"
+    with pytest.raises(UsageError, match="--engine fused trains the seed's layout"):
+        resolve_engine("fused", default, cpu)  # Adam, one-cycle, three stages: the separate engine's
     assert resolve_engine("separate", recipe, cuda) == "separate"
 
 
 def test_search_cli_with_the_fused_engine(tmp_path, mnist_dir) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
+    space = tmp_path / "seed_family.toml"
+    space.write_text(SMALL_SPACE)  # the seed's layouts and recipe family: what a fused bank trains
     done = run_subprocess(
         *("search", "--device", "cpu", "--storage", url, "--data", str(mnist_dir), "--subset", "300"),
+        *("--space", str(space)),
         *("--engine", "fused", "--concurrency", "3", "--epochs", "2", "--trials", "4", "--confirm-top", "0"),
     )
     assert done.returncode == 0, done.stderr
