@@ -8,6 +8,7 @@ from tests.helpers import REPO  # isort: skip
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -23,6 +24,7 @@ from search.run.settings import SearchSettings
 from search.run.trial import TrialContext
 from search.study.trials import trained_count
 from space.space import SearchSpace
+from tests.search_procs import SMALL_SPACE
 
 pytestmark = pytest.mark.slow  # -m 'not slow' leaves it out of the quick loop
 
@@ -60,8 +62,15 @@ def test_interleaved_runs_train_exactly_as_alone(tiny) -> None:
     assert curve(runs[2].result.history) != curve(alone.history)  # the neighbour is its own model
 
 
-def make_ctx(tiny, epochs: int) -> TrialContext:
-    return TrialContext(SearchSpace.load(None), tiny, epochs, 8000, "val", seed=0)
+def make_ctx(tiny, epochs: int, space: SearchSpace | None = None) -> TrialContext:
+    return TrialContext(space or SearchSpace.load(None), tiny, epochs, 8000, "val", seed=0)
+
+
+def seed_family_space(folder: Path) -> SearchSpace:
+    """The seed's layouts and recipe family: every draw is one a fused bank trains."""
+    path = folder / "seed_family.toml"
+    path.write_text(SMALL_SPACE)
+    return SearchSpace.load(path)
 
 
 def new_study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
@@ -79,14 +88,14 @@ def search(study, ctx, engine, *, trials: int, concurrency: int, **callbacks):
 
 
 @pytest.mark.parametrize("engine", ["separate", "fused"])
-def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny, engine) -> None:
+def test_concurrent_search_counts_exactly_and_pruned_trials_free_their_slot(tiny, engine, tmp_path) -> None:
     # Every trial is below 99% after epoch 1: the threshold pruner stops each one there.
     study = new_study(optuna.pruners.ThresholdPruner(lower=0.99))
     done = []
+    space = seed_family_space(tmp_path) if engine == "fused" else None
     engine = engine_named(engine, tiny, 3)
-    stats = search(
-        study, make_ctx(tiny, epochs=3), engine, trials=7, concurrency=3, on_trial_done=done.append
-    )
+    ctx = make_ctx(tiny, epochs=3, space=space)
+    stats = search(study, ctx, engine, trials=7, concurrency=3, on_trial_done=done.append)
     trained = [t for t in study.trials if "rejected" not in t.user_attrs]
     assert trained_count(study) == 7 and len(trained) == 7 and len(done) == 7
     assert stats.trained == 7 and stats.pruned == 7 and stats.max_in_flight == 3
