@@ -34,10 +34,12 @@ from mnist_arch.model import layer_plan
 from mnist_arch.trainer import (
     DIVERGENCE_CHECK,
     EVAL_BATCH,
+    EVERY_EPOCH,
     WARMUP_STEPS,
     DeviceData,
     DivergedError,
     EpochStats,
+    Evaluation,
     TrainResult,
     capture_step,
 )
@@ -332,18 +334,23 @@ class FusedBank:
                 return self._find_diverged()
         return []
 
-    def end_epoch(self) -> list[EpochStats | DivergedError | None]:
+    def end_epoch(self, evaluation: Evaluation = EVERY_EPOCH) -> list[EpochStats | DivergedError | None]:
         """Each member's epoch stats (DivergedError where it diverged now, None where it had before).
 
         The stats are appended to each member's `result.history`, and the bank's state is written back
-        into the members' models and momentum buffers.
+        into the members' models and momentum buffers. Accuracies are measured for the whole bank where
+        `evaluation` asks for them at some member's epoch, and reported to the members it asks for.
         """
         with self._on_stream():
             self._sync()
             seconds = time.perf_counter() - self._start
             losses = (self.loss_sum / max(1, self.steps_per_epoch)).tolist()
-            val = self.evaluate(self.data.val_x, self.data.val_y)
-            test = self.evaluate(self.data.test_x, self.data.test_y)
+            measured = time.perf_counter()
+            want_val = [evaluation.val_at(member.epoch) for member in self.members]
+            want_test = [evaluation.test_at(member.epoch) for member in self.members]
+            val = self.evaluate(self.data.val_x, self.data.val_y) if any(want_val) else None
+            test = self.evaluate(self.data.test_x, self.data.test_y) if any(want_test) else None
+            eval_seconds = time.perf_counter() - measured
             outcomes: list[EpochStats | DivergedError | None] = []
             for slot, member in enumerate(self.members):
                 self._unpack(slot, member)
@@ -361,9 +368,10 @@ class FusedBank:
                     epoch=member.epoch,
                     lr=member.config.train.lr_at(member.epoch),
                     train_loss=losses[slot],
-                    val_acc=val[slot],
-                    test_acc=test[slot],
+                    val_acc=val[slot] if val is not None and want_val[slot] else None,
+                    test_acc=test[slot] if test is not None and want_test[slot] else None,
                     seconds=seconds,
+                    eval_seconds=eval_seconds,
                 )
                 member.result.history.append(stats)
                 outcomes.append(stats)

@@ -1,13 +1,15 @@
 """Train one candidate: whole dataset on the device, augmentation in batch, SGD or Adam, lr per epoch.
 
 On CUDA the whole training step (gather, rotate, forward, backward, update) is captured once in a CUDA
-graph and replayed; on CPU, or where capture fails, the same step runs eagerly. After every epoch the
-caller's `on_epoch` sees the accuracies and may stop the run (pruning).
+graph and replayed; on CPU, or where capture fails, the same step runs eagerly, and a long CPU run compiles
+its model's forward and backward with torch.compile (`compile_pays`). After every epoch the
+caller's `on_epoch` sees the accuracies its `Evaluation` asked for and may stop the run (pruning).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 import warnings
@@ -33,6 +35,17 @@ EVAL_BATCH_CPU = 256
 DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
 WARMUP_STEPS = 3  # eager steps on a side stream before capture; they are real training steps
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
+# On the CPU torch.compile (inductor's C++ kernels fuse batch norm, ReLU and dropout) trains the step
+# 1.3-1.6x faster, but compiling a new architecture takes about 20 s on two cores
+# (BENCHMARKS.md, "CPU step"): it pays for runs of at least this many image-epochs (about two minutes
+# of eager training there).
+COMPILE_MIN_IMAGE_EPOCHS = 400_000
+COMPILED_ARCHITECTURES = 100_000  # compiled graphs one process may keep (dynamo's recompile limit)
+
+
+def compile_pays(device: torch.device, images: int, epochs: int) -> bool:
+    """Whether a run of `epochs` over `images` training images on `device` should compile its model."""
+    return device.type == "cpu" and images * epochs >= COMPILE_MIN_IMAGE_EPOCHS
 
 
 class DivergedError(RuntimeError):
@@ -44,9 +57,37 @@ class EpochStats:
     epoch: int  # 1-based
     lr: float
     train_loss: float
-    val_acc: float
-    test_acc: float
+    val_acc: float | None  # None: not measured after this epoch (see Evaluation)
+    test_acc: float | None
     seconds: float  # training steps only, device synchronised
+    eval_seconds: float = 0.0  # measuring the accuracies after the steps
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """After which epochs a run measures validation and test accuracy.
+
+    Validation after every epoch in `val_epochs` (None: every epoch) and after the last; test after the
+    last, and also wherever validation runs when `test_with_val` (per-epoch curves, a test objective).
+    A search measures only what it reads: validation where the pruner decides, test at the end.
+    """
+
+    epochs: int  # the run's last epoch; 0 with val_epochs None means "every epoch"
+    val_epochs: frozenset[int] | None = None
+    test_with_val: bool = True
+
+    @classmethod
+    def final_only(cls, epochs: int) -> Evaluation:
+        return cls(epochs, frozenset(), test_with_val=False)
+
+    def val_at(self, epoch: int) -> bool:
+        return self.val_epochs is None or epoch in self.val_epochs or epoch >= self.epochs
+
+    def test_at(self, epoch: int) -> bool:
+        return epoch >= self.epochs or (self.test_with_val and self.val_at(epoch))
+
+
+EVERY_EPOCH = Evaluation(0)
 
 
 @dataclass
@@ -54,6 +95,7 @@ class TrainResult:
     history: list[EpochStats] = field(default_factory=list)
     stopped_early: bool = False
     graph: bool = False  # whether the step ran as a CUDA graph
+    compiled: bool = False  # whether the model trained compiled (torch.compile, CPU)
     model: Net | None = None
 
     @property
@@ -134,9 +176,16 @@ class TrainingRun:
     """
 
     def __init__(
-        self, config: CandidateConfig, data: DeviceData, *, seed: int, use_graph: bool | None = None
+        self,
+        config: CandidateConfig,
+        data: DeviceData,
+        *,
+        seed: int,
+        use_graph: bool | None = None,
+        evaluation: Evaluation = EVERY_EPOCH,
+        compiled: bool = False,
     ) -> None:
-        self.config, self.data = config, data
+        self.config, self.data, self.evaluation = config, data, evaluation
         self.device = device = data.train_x.device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         if self.stream is not None:
@@ -165,7 +214,18 @@ class TrainingRun:
             self.batch_angle = torch.zeros(self.batch, device=device)
             self.batch_aug = torch.zeros(self.batch, AUG_COLUMNS, device=device)
         self.steps_per_epoch = len(data.train_y) // self.batch
-        self.result = TrainResult(model=self.model)
+        self.result = TrainResult(model=self.model, compiled=compiled and device.type == "cpu")
+        # Training steps call the compiled module; evaluation calls the model itself (no second compile
+        # for eval mode). Both share the parameters.
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        if self.result.compiled:
+            # compiling on a CPU-only torch logs that no CUDA runtime is found: true, and not for the user
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            # Every new architecture is a recompile of the same forward code; past dynamo's limit (8) it
+            # would quietly train the rest of a search's trials eagerly.
+            torch._dynamo.config.recompile_limit = COMPILED_ARCHITECTURES
+            torch._dynamo.config.accumulated_recompile_limit = COMPILED_ARCHITECTURES
+            self._forward = torch.compile(self.model, dynamic=False)
         self.epoch = 0
         self.step_index = 0  # within the epoch
         self._graph_wanted = device.type == "cuda" if use_graph is None else use_graph
@@ -207,7 +267,10 @@ class TrainingRun:
                     self._step, self.device, self.stream, [self.dropout_generator]
                 )
                 self._graph_wanted = False
-            self._replay()
+            if self.result.compiled and self.epoch == 1 and i == 0:
+                self._first_compiled_step()
+            else:
+                self._replay()
             self.step_index += 1
             # A diverged run stops within DIVERGENCE_CHECK steps, at the price of one sync per check.
             if self.step_index % DIVERGENCE_CHECK == 0 and not math.isfinite(self.loss_sum.item()):
@@ -224,13 +287,20 @@ class TrainingRun:
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss became {train_loss} in epoch {self.epoch}")
             self.model.eval()
+            measured = time.perf_counter()
+            val_acc = test_acc = None
+            if self.evaluation.val_at(self.epoch):
+                val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
+            if self.evaluation.test_at(self.epoch):
+                test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
             stats = EpochStats(
                 epoch=self.epoch,
                 lr=self.config.train.lr_at(self.epoch),
                 train_loss=train_loss,
-                val_acc=evaluate(self.model, self.data.val_x, self.data.val_y),
-                test_acc=evaluate(self.model, self.data.test_x, self.data.test_y),
+                val_acc=val_acc,
+                test_acc=test_acc,
                 seconds=seconds,
+                eval_seconds=time.perf_counter() - measured,
             )
         self.result.history.append(stats)
         return stats
@@ -246,7 +316,7 @@ class TrainingRun:
         elif recipe.rotation > 0:
             x = rotate(x, self.batch_angle)
         loss = F.cross_entropy(
-            self.model(x), self.data.train_y[self.batch_index], label_smoothing=recipe.label_smoothing
+            self._forward(x), self.data.train_y[self.batch_index], label_smoothing=recipe.label_smoothing
         )
         loss.backward()
         # The update reads lr from a tensor, so a captured graph follows the schedule.
@@ -256,6 +326,20 @@ class TrainingRun:
             else:
                 self._adam_update()
             self.loss_sum.add_(loss.detach())
+
+    def _first_compiled_step(self) -> None:
+        """The first step compiles (forward, then backward); where that fails (no C++ compiler, say) the
+        run goes on eagerly from where it stood: this step again, with the same dropout masks."""
+        masks_state = self.dropout_generator.get_state()
+        buffers = {name: tensor.clone() for name, tensor in self.model.state_dict().items()}
+        try:
+            self._step()
+        except Exception as error:  # noqa: BLE001 - any compile failure falls back to the eager step
+            warnings.warn(f"torch.compile failed ({error}); training eagerly", stacklevel=2)
+            self._forward, self.result.compiled = self.model, False
+            self.dropout_generator.set_state(masks_state)
+            self.model.load_state_dict(buffers)  # a forward that ran updated batch norm's statistics
+            self._step()
 
     def _sgd_update(self) -> None:
         """SGD with momentum, PyTorch's formula (dampening 0); weight decay as L2 on the gradient."""
@@ -307,9 +391,14 @@ def train(
     seed: int,
     on_epoch: Callable[[EpochStats], bool] | None = None,
     use_graph: bool | None = None,
+    evaluation: Evaluation = EVERY_EPOCH,
+    compiled: bool | None = None,
 ) -> TrainResult:
-    """Train `config` from scratch for up to `epochs`; `on_epoch` returning True stops early."""
-    run = TrainingRun(config, data, seed=seed, use_graph=use_graph)
+    """Train `config` from scratch for up to `epochs`; `on_epoch` returning True stops early.
+    `compiled` None: compile where `compile_pays`."""
+    if compiled is None:
+        compiled = compile_pays(data.train_x.device, len(data.train_y), epochs)
+    run = TrainingRun(config, data, seed=seed, use_graph=use_graph, evaluation=evaluation, compiled=compiled)
     for epoch in range(1, epochs + 1):
         run.begin_epoch(epoch)
         while not run.epoch_done:
@@ -328,6 +417,7 @@ def train_together(
     epochs: int,
     on_epoch: Callable[[int, EpochStats], None] | None = None,
     in_flight: int = 32,
+    evaluation: Evaluation = EVERY_EPOCH,
 ) -> list[TrainResult]:
     """Train each (config, seed) for `epochs`, up to `in_flight` runs interleaved step by step.
 
@@ -337,7 +427,7 @@ def train_together(
     results: list[TrainResult | None] = [None] * len(jobs)
     for first in range(0, len(jobs), in_flight):
         runs = {
-            index: TrainingRun(config, data, seed=seed)
+            index: TrainingRun(config, data, seed=seed, evaluation=evaluation)
             for index, (config, seed) in enumerate(jobs[first : first + in_flight], start=first)
         }
         for epoch in range(1, epochs + 1):

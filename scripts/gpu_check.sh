@@ -58,7 +58,7 @@ for phase in "${phases[@]}"; do
             --budgets "${phase#quality-}" --folder "/tmp/gpu-$phase" --out "$OUT/BENCHMARKS.md" ;;
     curves)
         rm -f /tmp/gpu-curves.db
-        step curves 400 python -m search.cli search --device cuda --pruner none --confirm-top 0 \
+        step curves 400 python -m search.cli search --device cuda --pruner none --curves --confirm-top 0 \
             --trials 400 --timeout 240 --storage sqlite:////tmp/gpu-curves.db --study curves
         cp tests/fixtures/h200_curves.json "$OUT/curves.json"
         step replay 200 bash -c "python scripts/replay_pruners.py --record sqlite:////tmp/gpu-curves.db:curves \

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from search.run.confirmation import race_cost, race_plan  # noqa: E402
+from search.run.sizing import race_cost, race_plan  # noqa: E402
 
 SECTION = "## Confirmation: plain against racing"
 SIMULATIONS = 20000

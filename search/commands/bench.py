@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"seed pipeline: {result.seed_sec_per_epoch:.2f} s/epoch")
     print(
         f"mnist-arch trainer: {result.project_sec_per_epoch:.2f} s/epoch"
-        + (" (CUDA graph)" if result.graph else "")
+        + ("" if result.step == "eager" else f" ({result.step})")
     )
     for level in result.levels:
         print(level_line(level, "in flight"))

@@ -119,7 +119,7 @@ class SearchProgress:
     def on_epoch(self, trial, config: CandidateConfig, stats: EpochStats) -> None:  # noqa: ANN001
         value = getattr(stats, self.key)
         metric = self.key.split("_")[0]
-        self.current = f"trial {trial.number} epoch {stats.epoch}/{self.epochs} {metric} {100 * value:.2f}%"
+        self.current = f"trial {trial.number} epoch {stats.epoch}/{self.epochs} {metric} {_pct(value)}"
         if self.live:
             self.progress.update(self.task, description=f"{self.current} | {self._best_text()}")
 
@@ -134,7 +134,7 @@ class SearchProgress:
         line = (
             f"trial {trial.number} ({label}) {trial.state.name.lower()}{reason}: "
             f"{attrs.get('n_params', 0):,} params, {epochs} epoch{'' if epochs == 1 else 's'}, "
-            f"val {100 * attrs.get('val_acc', 0):.2f}%, test {100 * attrs.get('test_acc', 0):.2f}%, "
+            f"val {_pct(attrs.get('val_acc'))}, test {_pct(attrs.get('test_acc'))}, "
             f"{attrs.get('sec_per_epoch', 0):.2f} wall s/epoch"
         )
         self.done += 1
@@ -200,7 +200,12 @@ class ConfirmationLines(ConfirmProgress):
 
 
 def _epoch_text(stats: EpochStats, epochs: int) -> str:
-    return f"epoch {stats.epoch}/{epochs} val {100 * stats.val_acc:.2f}% test {100 * stats.test_acc:.2f}%"
+    return f"epoch {stats.epoch}/{epochs} val {_pct(stats.val_acc)} test {_pct(stats.test_acc)}"
+
+
+def _pct(accuracy: float | None) -> str:
+    """'99.12%', or '-' for an accuracy not measured (after that epoch, or a pruned trial's test)."""
+    return "-" if accuracy is None else f"{100 * accuracy:.2f}%"
 
 
 class SearchLines(ConfirmationLines, SearchCallbacks):
@@ -227,6 +232,8 @@ class SearchLines(ConfirmationLines, SearchCallbacks):
             f"{start.images:,} training images of {escape(start.dataset)}, "
             f"budget {start.max_params:,} parameters"
         )
+        if start.confirmation:
+            self.console.print(f"then confirmation: {escape(start.confirmation)}", highlight=False)
         if len(start.devices) == 1:
             self.trials = SearchProgress(
                 self.console, start.target, start.trained, start.epochs, start.objective

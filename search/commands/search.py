@@ -81,9 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.add_argument(
         "--workers",
         type=worker_count,
-        default=1,
+        default=None,
         metavar="N",
-        help=f"worker processes sharing the study, 1 to {MAX_WORKERS} (default: 1). With --device auto "
+        help=f"worker processes sharing the study, 1 to {MAX_WORKERS} (default: on the CPU one per core, "
+        "each with one thread, when the search trains at least 200,000 image-epochs (trials x epochs x "
+        "images), which repays starting them; else 1). With --device auto "
         "they spread over the visible GPUs; --device cuda:0,cuda:1 pins one worker per listed GPU. Run "
         "the same command on other machines with one --storage postgresql://... to search together",
     )
@@ -115,6 +117,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "memory, and 1 on CPU)",
     )
     training.add_argument(
+        "--curves",
+        action="store_true",
+        help="measure validation and test accuracy after every epoch, for per-epoch curves in the "
+        "dashboard and the report (default: validation only where the pruner decides and at the end, "
+        "test at the end, which leaves training most of the time)",
+    )
+    training.add_argument(
         "--engine",
         choices=ENGINE_CHOICES,
         default="auto",
@@ -133,25 +142,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     confirmation.add_argument(
         "--confirm-top",
         type=non_negative_int,
-        default=5,
+        default=None,
         metavar="K",
-        help="searched trials to confirm (default: 5; 0 turns confirmation off)",
+        help="searched trials to confirm (default: sized to the search, up to 5; 0 turns confirmation off)",
     )
     confirmation.add_argument(
         "--confirm-seeds",
         type=positive_int,
-        default=2,
+        default=None,
         metavar="N",
-        help="seeds per confirmed model in the first round (default: 2)",
+        help="seeds per confirmed model in the first round (default: sized to the search, up to 2)",
     )
     confirmation.add_argument(
         "--confirm-rounds",
         type=positive_int,
-        default=2,
+        default=None,
         metavar="R",
         help="successive halving over seeds: each round after the first keeps the better half (by mean "
-        "validation accuracy) and doubles their seeds (default: 2: top 5 x 2 seeds, the best 3 x 4; "
-        "1: every model gets --confirm-seeds)",
+        "validation accuracy) and doubles their seeds (1: every model gets --confirm-seeds). Given none "
+        "of the three, the confirmation is the largest of top 5 x 2 seeds then the best 3 x 4, top 4 x 2 "
+        "then 2 x 4, top 3 x 2, top 2 x 2, top 1 x 2, top 1 x 1 that costs at most half of the search's "
+        "model-epochs (--trials x --epochs before it, what it trained after); given any, the others "
+        "default to 5, 2 and 2",
     )
     parser.set_defaults(run=run)
 

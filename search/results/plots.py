@@ -51,7 +51,7 @@ class Point:
 @dataclass(frozen=True)
 class Curve:
     label: str
-    values: Sequence[float]  # accuracy per epoch, epoch 1 first
+    values: Sequence[float | None]  # accuracy per epoch, epoch 1 first; None where not measured
 
 
 @dataclass(frozen=True)
@@ -253,8 +253,8 @@ def learning_curve_figure(history: Sequence[EpochStats], title: str) -> Figure:
     figure, axis = _new()
     epochs = [e.epoch for e in history]
     val, test = [e.val_acc for e in history], [e.test_acc for e in history]
-    axis.plot(epochs, val, marker="o", label="validation")
-    axis.plot(epochs, test, marker="s", label="test")
+    axis.plot(*measured_points(val, epochs), marker="o", label="validation")
+    axis.plot(*measured_points(test, epochs), marker="s", label="test")
     axis.set_xlabel("epoch")
     axis.set_title(title)
     _integer_x(axis, 0.5, max(epochs, default=1) + 0.5)
@@ -480,11 +480,22 @@ def best_over_trials_png(
     return _png(best_over_trials_figure(points, metric, references, winner))
 
 
-def curve_range(curves: Sequence[Sequence[float]]) -> YRange:
+def measured_points(
+    values: Sequence[float | None], epochs: Sequence[int] | None = None
+) -> tuple[list[int], list[float]]:
+    """(epochs, accuracies) of the measured epochs of a curve (epoch 1 first unless `epochs` says)."""
+    epochs = epochs if epochs is not None else range(1, len(values) + 1)
+    pairs = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
+    return [e for e, _ in pairs], [v for _, v in pairs]
+
+
+def curve_range(curves: Sequence[Sequence[float | None]]) -> YRange:
     """Learning-curve axis: from the lowest value after epoch 1 (epoch 1 alone can sit far lower and would
-    flatten the late epochs that matter), to the highest. Curves of one or two epochs are shown whole."""
-    later = [v for c in curves for v in c[1:]] if max(map(len, curves), default=0) > 2 else []
-    later = later or [v for c in curves for v in c]
+    flatten the late epochs that matter), to the highest. Curves of one or two epochs are shown whole;
+    epochs that were not measured (None) are skipped."""
+    long_curves = max(map(len, curves), default=0) > 2
+    later = [v for c in curves for v in c[1:] if v is not None] if long_curves else []
+    later = later or [v for c in curves for v in c if v is not None]
     if not later:
         return YRange(0.0, 1.0)
     low, high = min(later), max(later)
@@ -496,9 +507,10 @@ def learning_curves_figure(curves: Sequence[Curve], metric: str) -> Figure:
     figure, axis = _new()
     for curve in curves:
         style = "--" if curve.label.startswith("iteration") else "-"
-        axis.plot(range(1, len(curve.values) + 1), curve.values, style, marker=".", label=curve.label)
+        epochs, values = measured_points(curve.values)
+        axis.plot(epochs, values, style, marker=".", label=curve.label)
     span = curve_range([c.values for c in curves])
-    clipped = sum(any(v < span.low for v in c.values) for c in curves)
+    clipped = sum(any(v is not None and v < span.low for v in c.values) for c in curves)
     if clipped:
         axis.text(
             0.01,

@@ -26,15 +26,17 @@ class Throughput:
     model_epochs: int
     busy_seconds: float  # wall time while at least one trial was training
     max_in_flight: int
+    eval_share: float | None = None  # evaluation's share of the trials' training and evaluation time
 
     @property
     def per_second(self) -> float:
         return self.model_epochs / self.busy_seconds if self.busy_seconds > 0 else 0.0
 
     def line(self) -> str:
+        share = "" if self.eval_share is None else f"; evaluation {100 * self.eval_share:.0f} % of the time"
         return (
             f"throughput: {self.model_epochs:,} model-epochs in {self.busy_seconds:,.0f} s of training: "
-            f"{self.per_second:.3g} model-epochs/s, up to {self.max_in_flight} trial(s) in flight"
+            f"{self.per_second:.3g} model-epochs/s, up to {self.max_in_flight} trial(s) in flight{share}"
         )
 
 
@@ -58,7 +60,15 @@ def throughput(trials: Sequence[FrozenTrial]) -> Throughput | None:
         elif stop > end:
             busy += (stop - end).total_seconds()
             end = stop
-    return Throughput(epochs, busy, max(in_flight(trials).values()))
+    return Throughput(epochs, busy, max(in_flight(trials).values()), eval_share([t for t, _ in timed]))
+
+
+def eval_share(trials: Sequence[FrozenTrial]) -> float | None:
+    """Evaluation's share of the trials' recorded training and evaluation seconds; None where no trial
+    recorded them (studies from before they were)."""
+    train = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
+    evaluation = sum(t.user_attrs.get("eval_seconds", 0.0) for t in trials)
+    return evaluation / (train + evaluation) if train + evaluation > 0 else None
 
 
 def in_flight(trials: Sequence[FrozenTrial]) -> dict[int, int]:

@@ -24,7 +24,8 @@ from mnist_arch.fused import FusedBank
 from mnist_arch.iterations import get_iteration
 from mnist_arch.members import Member
 from mnist_arch.model import build_model
-from mnist_arch.trainer import DeviceData, TrainingRun, train
+from mnist_arch.trainer import DeviceData, Evaluation, TrainingRun, train
+from search.study.study import decision_epochs
 
 SEED_BATCH = 128
 SEED_WORKERS = 2
@@ -37,7 +38,7 @@ class BenchResult:
     epochs: int
     seed_sec_per_epoch: float
     project_sec_per_epoch: float
-    graph: bool
+    step: str  # how the trainer's step ran: "CUDA graph" | "compiled" | "eager"
     levels: list[ConcurrentLevel] = field(default_factory=list)
     fused: list[ConcurrentLevel] = field(default_factory=list)
 
@@ -59,10 +60,15 @@ def device_name(device: torch.device) -> str:
     return f"{model} ({torch.get_num_threads()} threads)"
 
 
-def project_epochs(data: Mnist, device: torch.device, epochs: int) -> tuple[list[float], bool]:
+def project_epochs(data: Mnist, device: torch.device, epochs: int) -> tuple[list[float], str]:
+    """Seconds of each epoch of the trainer as it trains a long run (on CUDA a graph; on the CPU compiled,
+    the first epoch, which compiles, left out when there are more), and how the step ran."""
     config = get_iteration("iteration-3").config
-    result = train(config, DeviceData.from_mnist(data, device), epochs=epochs, seed=0)
-    return [e.seconds for e in result.history], result.graph
+    result = train(config, DeviceData.from_mnist(data, device), epochs=epochs, seed=0, compiled=True)
+    seconds = [e.seconds for e in result.history]
+    if result.compiled and len(seconds) > 1:
+        seconds = seconds[1:]
+    return seconds, "CUDA graph" if result.graph else "compiled" if result.compiled else "eager"
 
 
 def seed_pipeline_epochs(data: Mnist, device: torch.device, epochs: int) -> list[float]:
@@ -133,14 +139,16 @@ class ConcurrentLevel:
 def concurrent_throughput(data: DeviceData, concurrency: int, epochs: int) -> ConcurrentLevel:
     """K copies of iteration 3 (seeds 0..K-1) interleaved step by step, as the concurrent search runs them.
 
-    Epochs from the second on are timed (the first holds warm-up and graph capture); evaluation after
-    each epoch is part of a model-epoch, as in a search.
+    On CUDA epochs from the second on are timed (the first holds warm-up and graph capture), on the CPU
+    all of them; evaluation is part of a model-epoch where a search measures it (`search_evaluation`).
     """
     config = get_iteration("iteration-3").config
+    evaluation = search_evaluation(epochs)
     with _measured(data.train_x.device) as memory:
-        runs = [TrainingRun(config, data, seed=seed) for seed in range(concurrency)]
+        runs = [TrainingRun(config, data, seed=seed, evaluation=evaluation) for seed in range(concurrency)]
         seconds = _timed_epochs(
             epochs,
+            first_timed_epoch(data.train_x.device, epochs),
             begin=lambda epoch: [run.begin_epoch(epoch) for run in runs],
             done=lambda: runs[0].epoch_done,  # the same number of steps for every copy
             step=lambda: [run.step() for run in runs],
@@ -156,17 +164,28 @@ def fused_throughput(data: DeviceData, concurrency: int, epochs: int) -> Concurr
         bank = FusedBank([Member.start(config, data, seed=seed) for seed in range(concurrency)], data)
         seconds = _timed_epochs(
             epochs,
+            first_timed_epoch(data.train_x.device, epochs),
             begin=lambda epoch: bank.begin_epoch(),
             done=lambda: bank.epoch_done,
             step=bank.step,
-            end=bank.end_epoch,
+            end=lambda: bank.end_epoch(search_evaluation(epochs)),
         )
     return _level(concurrency, epochs, seconds, memory)
 
 
-def _timed_epochs(epochs: int, *, begin, done, step, end) -> float:  # noqa: ANN001
-    """Seconds of the epochs from the second on (all of them if there is one)."""
-    first_timed = min(2, epochs)
+def search_evaluation(epochs: int) -> Evaluation:
+    """What a default search of `epochs` measures: validation at the rung pruner's epochs and the last,
+    test at the last."""
+    return Evaluation(epochs, decision_epochs("rungs", epochs), test_with_val=False)
+
+
+def first_timed_epoch(device: torch.device, epochs: int) -> int:
+    """CUDA: the second (the first holds warm-up and graph capture), unless there is one; CPU: the first."""
+    return min(2, epochs) if device.type == "cuda" else 1
+
+
+def _timed_epochs(epochs: int, first_timed: int, *, begin, done, step, end) -> float:  # noqa: ANN001
+    """Seconds of the epochs from `first_timed` on."""
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         if epoch == first_timed:
@@ -198,7 +217,7 @@ class _measured:
 
 
 def _level(concurrency: int, epochs: int, seconds: float, memory: _measured) -> ConcurrentLevel:
-    model_epochs = concurrency * (epochs - min(2, epochs) + 1)
+    model_epochs = concurrency * (epochs - first_timed_epoch(memory.device, epochs) + 1)
     peak = memory.peak // concurrency if memory.peak is not None else None
     return ConcurrentLevel(concurrency, model_epochs / seconds, peak)
 
@@ -213,7 +232,7 @@ def run_benchmark(
     if fused and 1 not in concurrency:
         concurrency = (1, *concurrency)  # the fused rows' baseline: one trial, evaluation included
     seed_times = seed_pipeline_epochs(data, device, epochs)
-    project_times, graph = project_epochs(data, device, epochs)
+    project_times, step = project_epochs(data, device, epochs)
     on_device = DeviceData.from_mnist(data, device) if concurrency or fused else None
     # The median keeps one-off costs (worker start-up, graph capture) out of the figure.
     return BenchResult(
@@ -222,7 +241,7 @@ def run_benchmark(
         epochs,
         statistics.median(seed_times),
         statistics.median(project_times),
-        graph,
+        step,
         [concurrent_throughput(on_device, k, epochs) for k in concurrency],
         [fused_throughput(on_device, k, epochs) for k in fused],
     )
@@ -235,23 +254,23 @@ def append_markdown(result: BenchResult, path: Path) -> None:
             "(median over the run's epochs), the seed-style pipeline and the project's trainer in "
             "the same run.\n\n## Single trial\n\n"
             "| date | device | torch | images | epochs | seed pipeline s/epoch | mnist-arch s/epoch "
-            "| CUDA graph | speedup |\n|---|---|---|---|---|---|---|---|---|\n"
+            "| step | speedup |\n|---|---|---|---|---|---|---|---|---|\n"
         )
     row = (
         f"| {datetime.date.today()} | {result.device_name} | {torch.__version__} | "
         f"{result.images:,} | {result.epochs} | {result.seed_sec_per_epoch:.2f} | "
-        f"{result.project_sec_per_epoch:.2f} | {'yes' if result.graph else 'no'} | "
+        f"{result.project_sec_per_epoch:.2f} | {result.step} | "
         f"{result.speedup:.2f}x |\n"
     )
-    text = _append_row(path.read_text(), "\n## Single trial\n", row, "")
+    text = append_table_rows(path.read_text(), "\n## Single trial\n", row, "")
     if result.levels:
         single = result.levels[0].model_epochs_per_second if result.levels[0].concurrency == 1 else None
         rows = "".join(_level_row(result, level, single) for level in result.levels)
-        text = _append_row(text, "\n## Concurrent trials\n", rows, CONCURRENT_HEADER)
+        text = append_table_rows(text, "\n## Concurrent trials\n", rows, CONCURRENT_HEADER)
     if result.fused:
         single = next(level.model_epochs_per_second for level in result.levels if level.concurrency == 1)
         rows = "".join(_level_row(result, level, single) for level in result.fused)
-        text = _append_row(text, "\n## Fused trials\n", rows, FUSED_HEADER)
+        text = append_table_rows(text, "\n## Fused trials\n", rows, FUSED_HEADER)
     path.write_text(text)
 
 
@@ -285,8 +304,9 @@ def _level_row(result: BenchResult, level: ConcurrentLevel, single: float | None
     )
 
 
-def _append_row(text: str, marker: str, rows: str, header: str) -> str:
-    """`rows` after the last row of the section's table; the section (`header`) is added if missing."""
+def append_table_rows(text: str, marker: str, rows: str, header: str) -> str:
+    """Markdown `text` with `rows` after the last row of the table of the section that starts at
+    `marker`; the section (`header`) is added at the end if missing."""
     if marker not in text:
         return text.rstrip("\n") + "\n" + header + rows if header else text + rows
     head, tail = text.split(marker, 1)

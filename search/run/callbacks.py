@@ -72,6 +72,7 @@ class SearchStart:
     max_params: int  # the parameter budget
     epochs: int  # epochs per trial
     objective: str  # "val_acc" | "test_acc": the accuracy each trial reports and the search maximises
+    confirmation: str = ""  # what the confirmation after the search will cost (search.run.sizing)
 
 
 class SearchCallbacks(ConfirmProgress):

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 
 from mnist_arch.config import CandidateConfig
 from mnist_arch.iterations import get_iteration
-from mnist_arch.trainer import DeviceData, DivergedError, EpochStats
+from mnist_arch.trainer import DeviceData, DivergedError, EpochStats, Evaluation, compile_pays
 from search.results.confirmations import (
     Confirmation,
     ConfirmJob,
@@ -38,8 +38,10 @@ from search.run.callbacks import ConfirmPlan, ConfirmProgress
 from search.run.engine import EpochEnd
 from search.run.interrupts import interruptible
 from search.run.separate import SeparateEngine
+from search.run.sizing import race_plan
 
-IN_FLIGHT = 32  # runs trained interleaved at once
+IN_FLIGHT = 32  # runs trained interleaved at once on CUDA; on the CPU one at a time is faster
+# (interleaving 4 gave 0.89x the model-epochs/s: BENCHMARKS.md, "CPU layouts")
 
 
 def confirm(
@@ -59,8 +61,9 @@ def confirm(
     missing = missing_seeds(study, jobs, seeds, epochs, subset)
     if missing and data is None:
         raise ValueError("confirmation runs are missing but no training data was given")
-    for first in range(0, len(missing), IN_FLIGHT):
-        chunk = missing[first : first + IN_FLIGHT]
+    in_flight = IN_FLIGHT if data is not None and data.train_x.device.type == "cuda" else 1
+    for first in range(0, len(missing), in_flight):
+        chunk = missing[first : first + in_flight]
         finals = _train_chunk(chunk, data, epochs, on_epoch)
         finished: dict[str, dict[str, dict]] = {}  # attribute key -> seed -> run, one write per key
         for (job, seed), last in zip(chunk, finals, strict=True):
@@ -85,7 +88,8 @@ def _train_chunk(
 
     The runs train together on the search's separate engine; a run that diverges stops alone."""
     finals: list[EpochStats | None] = [None] * len(chunk)
-    engine = SeparateEngine(data)
+    compiled = compile_pays(data.train_x.device, len(data.train_y), epochs)
+    engine = SeparateEngine(data, Evaluation.final_only(epochs), compiled=compiled)
     with interruptible():
         for index, (job, seed) in enumerate(chunk):
             engine.admit(index, job.config, seed)
@@ -137,26 +141,6 @@ def confirm_runs(
 
 def has_baselines(study: optuna.Study) -> bool:
     return any("baseline" in t.user_attrs for t in study.get_trials(deepcopy=False))
-
-
-def race_plan(models: int, seeds: int, rounds: int) -> list[tuple[int, int]]:
-    """(models, seeds) of each round of successive halving: `models` with `seeds`, then each round the
-    better half (rounded up) with twice the seeds; a round of two models is the last (one more round
-    would only confirm a winner already chosen)."""
-    plan = [(models, seeds)]
-    while len(plan) < rounds and plan[-1][0] > 2:
-        kept, seeds_so_far = plan[-1]
-        plan.append(((kept + 1) // 2, 2 * seeds_so_far))
-    return plan
-
-
-def race_cost(plan: list[tuple[int, int]]) -> int:
-    """Training runs a race plan costs (seeds already run are reused)."""
-    cost, previous = 0, 0
-    for models, seeds in plan:
-        cost += models * (seeds - previous)
-        previous = seeds
-    return cost
 
 
 def confirm_winner(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mnist_arch.config import CandidateConfig
 from mnist_arch.fused import FusedBank
 from mnist_arch.members import Member, group_members
-from mnist_arch.trainer import DeviceData, DivergedError
+from mnist_arch.trainer import EVERY_EPOCH, DeviceData, DivergedError, Evaluation
 from search.run.engine import EpochEnd, Event, failure
 
 
@@ -28,8 +28,8 @@ class _Bank:
 class FusedEngine:
     name = "fused"
 
-    def __init__(self, data: DeviceData, max_bank: int) -> None:
-        self.data, self.max_bank = data, max(1, max_bank)
+    def __init__(self, data: DeviceData, max_bank: int, evaluation: Evaluation = EVERY_EPOCH) -> None:
+        self.data, self.max_bank, self.evaluation = data, max(1, max_bank), evaluation
         self.members: dict[int, Member] = {}  # the trials in flight
         self.waiting: dict[int, list[int]] = {}  # by batch size: admitted, to join at the next boundary
         self.cohorts: dict[int, list[_Bank]] = {}  # by batch size
@@ -100,7 +100,7 @@ class FusedEngine:
         self.at_boundary.add(batch)
         for bank in list(self.cohorts[batch]):
             try:
-                outcomes = bank.bank.end_epoch()
+                outcomes = bank.bank.end_epoch(self.evaluation)
             except Exception as error:  # noqa: BLE001 - out of memory, or raised on
                 self._fail_bank(batch, bank, error)
                 continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import optuna
 import torch
@@ -20,14 +20,14 @@ from optuna_dashboard import save_note
 
 from mnist_arch.data import Mnist, load_mnist
 from mnist_arch.errors import UsageError
-from mnist_arch.trainer import DeviceData
+from mnist_arch.trainer import EVERY_EPOCH, DeviceData, Evaluation, compile_pays
 from search.export.artifacts import artifact_dir_for
 from search.export.output_paths import check_output_folder
 from search.results.table import top_trials
 from search.results.winner import Winner, confirmed_winner
 from search.run.callbacks import SearchCallbacks, SearchStart
 from search.run.capacity import trials_in_flight
-from search.run.confirmation import confirm_winner
+from search.run.confirmation import confirm_winner, has_baselines
 from search.run.engine import Engine
 from search.run.fused import FusedEngine
 from search.run.heartbeat import heartbeat_from_env
@@ -36,10 +36,11 @@ from search.run.scheduler import run_search, worker_name
 from search.run.separate import SeparateEngine
 from search.run.settings import SearchSettings
 from search.run.settle import SearchStats
+from search.run.sizing import ConfirmSize, cost_text, final_size, is_automatic, planned_size
 from search.run.trial import TrialContext
-from search.run.workers import plan_devices, run_workers, trial_line
+from search.run.workers import auto_workers, plan_devices, run_workers, trial_line
 from search.study.storage import mask_url, open_storage, use_wal
-from search.study.study import enqueue_baselines, open_search_study
+from search.study.study import decision_epochs, enqueue_baselines, open_search_study
 from search.study.trials import trained_count
 from space.budget import require_feasible, require_reachable
 from space.space import SearchSpace
@@ -72,13 +73,34 @@ def resolve_engine(engine: str, space: SearchSpace, device: torch.device) -> str
     return "fused" if device.type == "cuda" and one_shape else "separate"
 
 
-def make_engine(engine: str, space: SearchSpace, data: DeviceData, concurrency: int | None) -> Engine:
-    """The engine `--engine ENGINE` means for this space and device; concurrency None is automatic."""
+def make_engine(
+    engine: str,
+    space: SearchSpace,
+    data: DeviceData,
+    concurrency: int | None,
+    evaluation: Evaluation = EVERY_EPOCH,
+) -> Engine:
+    """The engine `--engine ENGINE` means for this space and device; concurrency None is automatic;
+    `evaluation` says after which epochs the trials measure their accuracies; separate models compile
+    where a run of the evaluation's epochs is long enough to pay for it (`compile_pays`)."""
     device = data.train_x.device
     name = resolve_engine(engine, space, device)
     if name == "fused":
-        return FusedEngine(data, max_bank=trials_in_flight(concurrency, name, device))
-    return SeparateEngine(data)
+        return FusedEngine(data, max_bank=trials_in_flight(concurrency, name, device), evaluation=evaluation)
+    compiled = compile_pays(device, len(data.train_y), evaluation.epochs)
+    return SeparateEngine(data, evaluation, compiled=compiled)
+
+
+def trial_evaluation(settings: SearchSettings) -> Evaluation:
+    """What a trial measures: validation where the pruner decides and at the end, test at the end only
+    (both after every epoch with --curves; test beside validation when test is the objective)."""
+    if settings.curves:
+        return Evaluation(settings.epochs)
+    return Evaluation(
+        settings.epochs,
+        decision_epochs(settings.pruner, settings.epochs),
+        test_with_val=settings.objective == "test",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,17 +134,23 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
         space = SearchSpace.load(settings.space, max_params=settings.max_params, epochs=settings.epochs)
         require_reachable(space, space.max_params)
         require_feasible(space, space.max_params)
-        devices = plan_devices(settings.device, settings.workers)
+        devices = plan_devices(settings.device, settings.workers or 1)
         mnist = load_mnist(settings.data, settings.subset)
         _check_artifact_folder(settings)
 
         storage = open_storage(settings.storage, heartbeat_from_env())
         study, new = _open_study(settings, storage, space, mnist, devices[0])
+        if settings.workers is None:  # automatic: sized by what is left to train
+            left = max(0, settings.trials - trained_count(study))
+            settings = replace(settings, workers=auto_workers(settings, left * len(mnist.train_labels)))
+            devices = plan_devices(settings.device, settings.workers)
         use_wal(storage)
         if new:
             save_note(study, f"Data: {mnist.identity.summary()}")  # the dashboard's study page names the data
         if new and not settings.no_baselines:
             enqueue_baselines(study, space, settings.baselines)
+        reference = has_baselines(study)
+        planned = planned_size(settings, reference)
         callbacks.started(
             SearchStart(
                 study.study_name,
@@ -136,6 +164,7 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
                 space.max_params,
                 settings.epochs,
                 "val_acc" if settings.objective == "val" else "test_acc",
+                _confirmation_text(settings, planned, reference),
             )
         )
         stats, code, interrupted = None, 0, None
@@ -156,14 +185,15 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
             def load_data() -> DeviceData:  # the workers had their own copies
                 return DeviceData.from_mnist(load_mnist(settings.data, settings.subset), devices[0])
 
-        if code == 0 and settings.confirm_top > 0:
+        size = final_size(settings, planned, study, reference)
+        if code == 0 and size is not None:
             try:
                 confirm_winner(
                     study,
-                    top_trials(study, settings.confirm_top),
+                    top_trials(study, size.top),
                     load_data,
-                    seeds=settings.confirm_seeds,
-                    rounds=settings.confirm_rounds,
+                    seeds=size.seeds,
+                    rounds=size.rounds,
                     epochs=study.user_attrs.get("epochs")
                     or settings.epochs,  # --timeout limits new trials only
                     subset=settings.subset,
@@ -171,8 +201,18 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
                 )
             except Interrupted as error:
                 code, interrupted = error.exit_code, "confirmation"
-        winner = confirmed_winner(study) if settings.confirm_top > 0 else None
+        winner = confirmed_winner(study) if size is not None else None
         return SearchResult(study, stats, winner, code, interrupted)
+
+
+def _confirmation_text(settings: SearchSettings, planned: ConfirmSize | None, reference: bool) -> str:
+    """What the confirmation will cost, told before the search starts."""
+    if planned is None:
+        return "no confirmation (--confirm-top 0)"
+    text = cost_text(planned, settings.epochs, reference, settings.trials * settings.epochs)
+    if is_automatic(settings):
+        text += "; at most half of the model-epochs the search trains (sized again after it)"
+    return text
 
 
 def _check_artifact_folder(settings: SearchSettings) -> None:
@@ -211,7 +251,7 @@ def _search_in_process(
 ) -> SearchStats:
     """The search loop in this process: trials from `study` trained on `data` until the study is full."""
     ctx = TrialContext.from_settings(settings, space, data, callbacks.epoch)
-    engine = make_engine(settings.engine, space, data, settings.concurrency)
+    engine = make_engine(settings.engine, space, data, settings.concurrency, trial_evaluation(settings))
     if ready is not None:
         ready()
     return run_search(

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mnist_arch.config import CandidateConfig
-from mnist_arch.trainer import DeviceData, TrainingRun
+from mnist_arch.trainer import EVERY_EPOCH, DeviceData, Evaluation, TrainingRun
 from search.run.engine import EpochEnd, Event, failure
 
 
 class SeparateEngine:
     name = "separate"
 
-    def __init__(self, data: DeviceData) -> None:
-        self.data = data
+    def __init__(
+        self, data: DeviceData, evaluation: Evaluation = EVERY_EPOCH, *, compiled: bool = False
+    ) -> None:
+        self.data, self.evaluation, self.compiled = data, evaluation, compiled
         self.runs: dict[int, TrainingRun] = {}
         self.memory_probe: Callable[[], None] | None = None
         self.bank_steps = self.member_steps = 0
@@ -25,7 +27,7 @@ class SeparateEngine:
         return len(self.runs)
 
     def new_run(self, config: CandidateConfig, seed: int) -> TrainingRun:
-        return TrainingRun(config, self.data, seed=seed)
+        return TrainingRun(config, self.data, seed=seed, evaluation=self.evaluation, compiled=self.compiled)
 
     def admit(self, key: int, config: CandidateConfig, seed: int) -> None:
         try:

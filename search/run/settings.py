@@ -25,7 +25,7 @@ class SearchSettings:
     baselines: str = "iterations"  # references queued in a new study: "iterations" | "all" | "none"
     no_baselines: bool = False  # True: none queued (the same as baselines "none")
     seed: int = 0  # the sampler's; trial N trains with seed + N
-    workers: int = 1  # worker processes on this machine
+    workers: int | None = None  # worker processes on this machine; None: automatic (auto_workers)
     artifacts: str | None = None  # folder of complete trials' files; None: beside a SQLite file
     space: str | None = None  # TOML file overriding the default space
     max_params: int | None = None  # None: the space's
@@ -35,10 +35,14 @@ class SearchSettings:
     data: str | None = None  # MNIST folder; None: $MNIST_ARCH_DATA
     subset: int | None = None  # training images; None: the whole training pool
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:0,cuda:1" (one per worker)
-    confirm_top: int = 5  # searched trials confirmed at the end; 0: no confirmation
-    confirm_seeds: int = 2  # seeds per confirmed model (of the first round)
-    confirm_rounds: int = 2  # rounds of successive halving over seeds; 1: every model gets confirm_seeds
+    # The confirmation: searched trials confirmed at the end (0: none), seeds per model in the first round,
+    # rounds of successive halving over seeds. All three None: sized to the search (search.run.sizing);
+    # any given: the others default to 5, 2, 2.
+    confirm_top: int | None = None
+    confirm_seeds: int | None = None
+    confirm_rounds: int | None = None
     wide: bool = False  # every column in the result table
+    curves: bool = False  # validation and test accuracy after every epoch (else where they are read)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SearchSettings:

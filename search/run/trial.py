@@ -107,13 +107,16 @@ def prepare_trial(trial: optuna.Trial, ctx: TrialContext) -> PreparedTrial:
 def epoch_reporter(
     trial: optuna.Trial, ctx: TrialContext, prepared: PreparedTrial
 ) -> Callable[[EpochStats], bool]:
-    """Reports an epoch's accuracy to the trial; returns True where the pruner stops it."""
+    """Reports an epoch's accuracy to the trial where it was measured; returns True where the pruner
+    stops it (it decides only on a reported epoch)."""
 
     def report(stats: EpochStats) -> bool:
-        trial.report(getattr(stats, prepared.key), stats.epoch)
+        value = getattr(stats, prepared.key)
+        if value is not None:
+            trial.report(value, stats.epoch)
         if ctx.on_epoch is not None:
             ctx.on_epoch(trial, prepared.config, stats)
-        return trial.should_prune()
+        return value is not None and trial.should_prune()
 
     return report
 
@@ -124,9 +127,12 @@ def finish_trial(
     """Result attrs; the objective value, or TrialPruned where the run was stopped early."""
     last = result.history[-1]
     trial.set_user_attr("val_acc", last.val_acc)
-    trial.set_user_attr("test_acc", last.test_acc)
+    if last.test_acc is not None:  # a pruned trial stops before its test is measured
+        trial.set_user_attr("test_acc", last.test_acc)
     trial.set_user_attr("epochs_run", len(result.history))
     trial.set_user_attr("sec_per_epoch", round(result.sec_per_epoch, 4))
+    trial.set_user_attr("train_seconds", round(sum(e.seconds for e in result.history), 3))
+    trial.set_user_attr("eval_seconds", round(sum(e.eval_seconds for e in result.history), 3))
     trial.set_user_attr("val_curve", [e.val_acc for e in result.history])
     trial.set_user_attr("test_curve", [e.test_acc for e in result.history])
     trial.set_user_attr("cuda_graph", result.graph)
@@ -147,7 +153,6 @@ def headline(trial: optuna.Trial, epochs: int, result: TrainResult) -> str:
         if result.stopped_early
         else f"{len(result.history)} epoch{'' if len(result.history) == 1 else 's'}"
     )
-    return (
-        f"**{role}** · {trial.user_attrs['n_params']:,} params · val {100 * last.val_acc:.2f} % · "
-        f"test {100 * last.test_acc:.2f} % · {run}"
-    )
+    test = "" if last.test_acc is None else f"test {100 * last.test_acc:.2f} % · "
+    params = f"{trial.user_attrs['n_params']:,} params"
+    return f"**{role}** · {params} · val {100 * last.val_acc:.2f} % · {test}{run}"

@@ -36,6 +36,25 @@ from search.study.trials import trained_count
 WorkerSearch = Callable[[SearchSettings, torch.device, str], None]
 
 SHARED = ("auto", "cpu", "cuda")  # device specs that several workers may share
+# On the CPU one process per core with a thread each trains 1.23x the model-epochs/s of one process with
+# every thread (BENCHMARKS.md, "CPU layouts"), but each extra process takes seconds to start (torch, the
+# data): a search that trains fewer image-epochs than this keeps one process.
+AUTO_WORKERS_MIN_IMAGE_EPOCHS = 200_000
+AUTO_WORKERS_MAX = 16  # each holds its own copy of torch and the data
+
+
+def auto_workers(settings: SearchSettings, trial_images: int) -> int:
+    """--workers, or where not given: on the CPU one per core when the search is large enough to pay
+    for starting them (`trial_images`, the trials left to train x their training images, x epochs),
+    else 1."""
+    if settings.workers is not None:
+        return settings.workers
+    names = [name.strip() for name in settings.device.split(",")]
+    if len(names) != 1 or names[0] not in SHARED or resolve_device(names[0]).type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    work = trial_images * settings.epochs
+    return min(cores, AUTO_WORKERS_MAX) if work >= AUTO_WORKERS_MIN_IMAGE_EPOCHS else 1
 
 
 def plan_devices(spec: str, workers: int) -> list[torch.device]:

@@ -29,8 +29,9 @@ def _maximize(study: optuna.Study) -> bool:
 class RungPruner(optuna.pruners.BasePruner):
     """Prune only at a few rungs, and only a trial clearly below the field there.
 
-    At a rung epoch r, a trial's score is its best value up to r (one epoch's dip on a 5,000-image
-    split is noise, not a trend). Its peers are every other trial that reported epoch r or was pruned
+    At a rung epoch r, a trial's score is its best reported value up to r (one epoch's dip on a
+    5,000-image split is noise, not a trend; a search reports at the rungs and the last epoch only,
+    unless --curves measures every epoch). Its peers are every other trial that reported epoch r or was pruned
     before it, each scored by its best value up to r: a trial pruned at an earlier rung stays in the
     field at its last value, so later rungs are not decided among survivors alone (that pool would
     ratchet up: only the best reach late epochs, and their gaps are the size of the noise). The trial

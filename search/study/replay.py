@@ -116,9 +116,13 @@ class Replay:
 
 
 def replay(
-    curves: Sequence[Curve], make_pruner: Callable[[], optuna.pruners.BasePruner], concurrency: int
+    curves: Sequence[Curve],
+    make_pruner: Callable[[], optuna.pruners.BasePruner],
+    concurrency: int,
+    reported: frozenset[int] | None = None,
 ) -> Replay:
-    """Feed the curves, in the given arrival order, to a study with a fresh pruner."""
+    """Feed the curves, in the given arrival order, to a study with a fresh pruner. `reported`: the epochs
+    at which a trial reports (and the last), as a search measures them; None: every epoch."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=make_pruner())
     epochs_run = [0] * len(curves)
@@ -141,11 +145,13 @@ def replay(
     while events:
         now, index, epoch = heapq.heappop(events)
         curve, trial = curves[index], trials[index]
-        trial.report(curve.values[epoch - 1], epoch)
+        measured = reported is None or epoch in reported or epoch == len(curve.values)
+        if measured:
+            trial.report(curve.values[epoch - 1], epoch)
         epochs_run[index] = epoch
         if epoch == len(curve.values):
             study.tell(trial, curve.final)
-        elif trial.should_prune():
+        elif measured and trial.should_prune():
             study.tell(trial, state=TrialState.PRUNED)
         else:
             heapq.heappush(events, (now + curve.sec_per_epoch, index, epoch + 1))
@@ -192,5 +198,6 @@ def replay_orders(
     orders: Sequence[Sequence[Curve]],
     make_pruner: Callable[[], optuna.pruners.BasePruner],
     concurrency: int,
+    reported: frozenset[int] | None = None,
 ) -> Summary:
-    return summarize([replay(order, make_pruner, concurrency) for order in orders])
+    return summarize([replay(order, make_pruner, concurrency, reported) for order in orders])

@@ -35,6 +35,15 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def decision_epochs(name: str, epochs: int) -> frozenset[int] | None:
+    """The epochs at which pruner `name` reads a trial's value; None: any epoch (median, Hyperband)."""
+    if name == "rungs":
+        return frozenset(default_rungs(epochs))
+    if name == "none":
+        return frozenset()
+    return None
+
+
 def make_sampler(
     seed: int, n_existing: int, worker: str | None = None, in_flight: int = 1
 ) -> optuna.samplers.BaseSampler:

@@ -12,7 +12,8 @@ from mnist_arch.model import count_params
 from mnist_arch.trainer import DeviceData
 from search.results.confirmations import attr_key, stored_runs
 from search.results.winner import trial_label
-from search.run.confirmation import confirm_winner, race_cost, race_plan
+from search.run.confirmation import confirm_winner
+from search.run.sizing import race_cost, race_plan
 
 
 def test_race_plans_halve_the_models_and_double_the_seeds() -> None:

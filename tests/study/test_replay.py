@@ -9,7 +9,7 @@ import pytest
 
 from search.study.pruners import ReportedMedianPruner, RungPruner
 from search.study.replay import Curve, arrival_orders, load_curves, replay, replay_orders
-from search.study.study import make_pruner
+from search.study.study import decision_epochs, make_pruner
 
 FIXTURE = FIXTURES / "h200_curves.json"
 ORDERS = 40  # as scripts/replay_pruners.py, so the figures are the table's
@@ -20,6 +20,11 @@ ORDERS = 40  # as scripts/replay_pruners.py, so the figures are the table's
 COMMITTED = {1: (0.42, 4.6), 32: (0.36, 4.6)}  # in flight -> (model-epochs saved, top 5 kept)
 
 
+def as_searched(epochs: int) -> frozenset[int] | None:
+    """The epochs a search's trials report under the default pruner (the rungs; the last is added)."""
+    return decision_epochs("rungs", epochs)
+
+
 @pytest.fixture(scope="module")
 def orders() -> list[list[Curve]]:
     return arrival_orders(load_curves(FIXTURE), ORDERS)
@@ -28,7 +33,7 @@ def orders() -> list[list[Curve]]:
 @pytest.mark.parametrize("in_flight", sorted(COMMITTED))
 def test_default_pruner_saves_epochs_without_losing_the_winner(orders, in_flight: int) -> None:
     epochs = len(orders[0][0].values)
-    summary = replay_orders(orders, lambda: make_pruner("rungs", epochs), in_flight)
+    summary = replay_orders(orders, lambda: make_pruner("rungs", epochs), in_flight, as_searched(epochs))
     saved, top_kept = COMMITTED[in_flight]
     assert summary.regret_worst == 0.0, "the best curve was pruned in some arrival order"
     assert summary.saved >= saved
@@ -47,7 +52,8 @@ def test_default_pruner_on_the_held_out_study(in_flight: int) -> None:
     curves = [c for c in load_curves(FIXTURE) if c.name.split("#")[0] == HELD_OUT]
     assert len(curves) == 32
     epochs = len(curves[0].values)
-    summary = replay_orders(arrival_orders(curves, ORDERS), lambda: make_pruner("rungs", epochs), in_flight)
+    rungs = lambda: make_pruner("rungs", epochs)  # noqa: E731
+    summary = replay_orders(arrival_orders(curves, ORDERS), rungs, in_flight, as_searched(epochs))
     saved, top_kept = HELD_OUT_COMMITTED[in_flight]
     assert summary.regret_worst == 0.0, "the best held-out curve was pruned in some arrival order"
     assert summary.saved >= saved
