@@ -35,11 +35,10 @@ EVAL_BATCH_CPU = 256
 DIVERGENCE_CHECK = 50  # steps between checks that the loss is still finite
 WARMUP_STEPS = 3  # eager steps on a side stream before capture; they are real training steps
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
-# On the CPU torch.compile (inductor's C++ kernels fuse batch norm, ReLU and dropout) trains the step
-# 1.3-1.6x faster, but compiling a new architecture takes about 20 s on two cores
-# (BENCHMARKS.md, "CPU step"): it pays for runs of at least this many image-epochs (about two minutes
-# of eager training there).
-COMPILE_MIN_IMAGE_EPOCHS = 400_000
+# On the CPU torch.compile (inductor's C++ kernels fuse batch norm, ReLU and dropout) measured between
+# 1.03x and 1.3x eager's speed on an idle machine, and compiling a new architecture takes 20-33 s on two
+# cores (BENCHMARKS.md, "CPU step"): only very long runs compile by default (73 full-data epochs).
+COMPILE_MIN_IMAGE_EPOCHS = 4_000_000
 COMPILED_ARCHITECTURES = 100_000  # compiled graphs one process may keep (dynamo's recompile limit)
 
 

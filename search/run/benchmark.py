@@ -61,10 +61,11 @@ def device_name(device: torch.device) -> str:
 
 
 def project_epochs(data: Mnist, device: torch.device, epochs: int) -> tuple[list[float], str]:
-    """Seconds of each epoch of the trainer as it trains a long run (on CUDA a graph; on the CPU compiled,
-    the first epoch, which compiles, left out when there are more), and how the step ran."""
+    """Seconds of each epoch of the trainer as it trains this run (on CUDA a graph; on the CPU compiled
+    where `compile_pays`, the first epoch, which compiles, then left out when there are more), and how
+    the step ran."""
     config = get_iteration("iteration-3").config
-    result = train(config, DeviceData.from_mnist(data, device), epochs=epochs, seed=0, compiled=True)
+    result = train(config, DeviceData.from_mnist(data, device), epochs=epochs, seed=0)
     seconds = [e.seconds for e in result.history]
     if result.compiled and len(seconds) > 1:
         seconds = seconds[1:]

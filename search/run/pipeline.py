@@ -206,9 +206,9 @@ def search(settings: SearchSettings, callbacks: SearchCallbacks | None = None) -
 
 
 def _confirmation_text(settings: SearchSettings, planned: ConfirmSize | None, reference: bool) -> str:
-    """What the confirmation will cost, told before the search starts."""
+    """What the confirmation will cost, told before the search starts ("" with --confirm-top 0)."""
     if planned is None:
-        return "no confirmation (--confirm-top 0)"
+        return ""
     text = cost_text(planned, settings.epochs, reference, settings.trials * settings.epochs)
     if is_automatic(settings):
         text += "; at most half of the model-epochs the search trains (sized again after it)"
